@@ -1,0 +1,117 @@
+"""lib0 binary encoding, the one Yjs and y-protocols use: varUints, length-prefixed bytes and
+strings, and the tagged "any" values. Decoding is total: malformed input raises the error
+class the caller chose, nothing else.
+"""
+
+from __future__ import annotations
+
+# lib0 reads varUints into JS numbers: anything past 2**53 cannot come from a real peer.
+MAX_VAR_UINT = 2**53 - 1
+_MAX_VAR_UINT_BYTES = 8
+
+
+class Reader:
+    """A cursor over bytes that raises `error` instead of running off the end."""
+
+    __slots__ = ("data", "error", "pos")
+
+    def __init__(self, data: bytes, error: type[Exception] = ValueError) -> None:
+        self.data = data
+        self.error = error
+        self.pos = 0
+
+    @property
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+    def done(self) -> None:
+        if self.remaining:
+            raise self.error(f"{self.remaining} trailing bytes after the message")
+
+    def byte(self) -> int:
+        if self.pos >= len(self.data):
+            raise self.error("unexpected end of data")
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def skip(self, size: int) -> None:
+        if size > self.remaining:
+            raise self.error("unexpected end of data")
+        self.pos += size
+
+    def var_uint(self) -> int:
+        value = 0
+        for index in range(_MAX_VAR_UINT_BYTES):
+            if self.pos >= len(self.data):
+                raise self.error("truncated varUint")
+            byte = self.data[self.pos]
+            self.pos += 1
+            value |= (byte & 0x7F) << (7 * index)
+            if byte < 0x80:
+                if value > MAX_VAR_UINT:
+                    raise self.error("varUint out of range")
+                return value
+        raise self.error("varUint too long")
+
+    def skip_var_int(self) -> None:
+        for _ in range(_MAX_VAR_UINT_BYTES):
+            if self.byte() < 0x80:
+                return
+        raise self.error("varInt too long")
+
+    def var_bytes(self) -> bytes:
+        length = self.var_uint()
+        if length > self.remaining:
+            raise self.error(f"truncated payload: {length} bytes announced, {self.remaining} left")
+        self.pos += length
+        return bytes(self.data[self.pos - length : self.pos])
+
+    def var_string(self) -> str:
+        try:
+            return self.var_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.error("string is not valid UTF-8") from None
+
+    def skip_any(self) -> None:
+        """Skip one lib0 "any" value: a type tag, then the value."""
+        tag = self.byte()
+        if tag in (127, 126, 121, 120):  # undefined, null, false, true
+            return
+        if tag == 125:  # varInt
+            self.skip_var_int()
+        elif tag == 124:  # float32
+            self.skip(4)
+        elif tag in (123, 122):  # float64, bigint64
+            self.skip(8)
+        elif tag in (119, 116):  # string, Uint8Array
+            self.var_bytes()
+        elif tag == 118:  # object
+            for _ in range(self.var_uint()):
+                self.var_bytes()
+                self.skip_any()
+        elif tag == 117:  # array
+            for _ in range(self.var_uint()):
+                self.skip_any()
+        else:
+            raise self.error(f"unknown any tag {tag}")
+
+
+def write_var_uint(value: int) -> bytes:
+    if not 0 <= value <= MAX_VAR_UINT:
+        raise ValueError(f"varUint out of range: {value}")
+    out = bytearray()
+    while value > 0x7F:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def write_var_bytes(data: bytes) -> bytes:
+    return write_var_uint(len(data)) + data
+
+
+def write_var_string(text: str) -> bytes:
+    # The length is the UTF-8 byte count (pycrdt's Encoder writes the character count).
+    return write_var_bytes(text.encode("utf-8"))

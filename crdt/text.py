@@ -1,0 +1,108 @@
+"""Text edits as Y operations: the smallest change that turns one text into another, and
+positions in Unicode code points converted to the UTF-8 byte offsets pycrdt's Text takes.
+
+Editing through a diff instead of replacing the whole text is what lets a REST edit merge with
+what people type in the browser at the same moment: only the spans that really changed are
+deleted or inserted.
+"""
+
+from __future__ import annotations
+
+from difflib import SequenceMatcher
+
+from pycrdt import Text
+
+Edit = tuple[int, int, str]  # position (code points in the old text), delete count, insert
+
+# Character-level matching is quadratic in the worst case: past this many characters in the
+# changed middle, match lines first and characters only inside small changed blocks.
+CHAR_DIFF_LIMIT = 20_000
+
+
+def diff(old: str, new: str) -> list[Edit]:
+    """Edits, in increasing position, that turn ``old`` into ``new``."""
+    start = 0
+    limit = min(len(old), len(new))
+    while start < limit and old[start] == new[start]:
+        start += 1
+    end = 0
+    while end < limit - start and old[-1 - end] == new[-1 - end]:
+        end += 1
+    a, b = old[start : len(old) - end], new[start : len(new) - end]
+    if not a and not b:
+        return []
+    if len(a) + len(b) <= CHAR_DIFF_LIMIT:
+        return [(start + i, n, s) for i, n, s in _char_edits(a, b)]
+    return [(start + i, n, s) for i, n, s in _line_edits(a, b)]
+
+
+def _char_edits(a: str, b: str) -> list[Edit]:
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    return [
+        (i1, i2 - i1, b[j1:j2]) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"
+    ]
+
+
+def _line_edits(a: str, b: str) -> list[Edit]:
+    a_lines, b_lines = a.splitlines(keepends=True), b.splitlines(keepends=True)
+    a_offsets = _offsets(a_lines)
+    b_offsets = _offsets(b_lines)
+    edits: list[Edit] = []
+    matcher = SequenceMatcher(None, a_lines, b_lines, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        old_part = a[a_offsets[i1] : a_offsets[i2]]
+        new_part = b[b_offsets[j1] : b_offsets[j2]]
+        base = a_offsets[i1]
+        if len(old_part) + len(new_part) <= CHAR_DIFF_LIMIT:
+            edits += [(base + i, n, s) for i, n, s in _char_edits(old_part, new_part)]
+        else:
+            edits.append((base, len(old_part), new_part))
+    return edits
+
+
+def _offsets(lines: list[str]) -> list[int]:
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    return offsets
+
+
+def apply(text: Text, old: str, edits: list[Edit]) -> None:
+    """Apply edits computed against ``old`` (the text's current value) to a pycrdt Text.
+
+    Call inside a transaction so all edits travel as one update.
+    """
+    # Byte offsets of each edit, computed in one forward pass; applied right to left so the
+    # earlier offsets stay valid.
+    byte_edits = []
+    cursor_cp = cursor_b = 0
+    for position, count, insert in edits:
+        cursor_b += len(old[cursor_cp:position].encode("utf-8"))
+        cursor_cp = position
+        deleted = len(old[position : position + count].encode("utf-8"))
+        byte_edits.append((cursor_b, deleted, insert))
+    for offset, deleted, insert in reversed(byte_edits):
+        if deleted:
+            del text[offset : offset + deleted]
+        if insert:
+            text.insert(offset, insert)
+
+
+def replace(text: Text, new: str) -> int:
+    """Make the text equal ``new`` by its minimal diff; returns the number of edits."""
+    old = str(text)
+    edits = diff(old, new)
+    apply(text, old, edits)
+    return len(edits)
+
+
+def insert(text: Text, position: int | None, content: str) -> None:
+    """Insert at a position in code points (None or past the end: append)."""
+    old = str(text)
+    if position is None or position > len(old):
+        position = len(old)
+    if position < 0:
+        raise ValueError(f"position must be 0 or more, got {position}")
+    text.insert(len(old[:position].encode("utf-8")), content)

@@ -1,0 +1,1 @@
+"""Alembic environment and versions (valid on SQLite and PostgreSQL)."""

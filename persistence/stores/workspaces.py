@@ -1,0 +1,93 @@
+"""Workspaces: they own notes, agents, conversations, tasks, codebases and schedules.
+
+Deleting a workspace deletes everything it owns (the schema cascades).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from .. import schema
+from ..errors import ConflictError, InvalidError, NotFoundError
+from .base import DEFAULT_LIMIT, Entity, Page, Row, json_object, text
+
+DEFAULT_ID = "default"
+DEFAULT_SLUG = "default"
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+
+def _reserve_default_slug(_conn: sa.Connection, _old: Row | None, row: Row, _now: datetime) -> None:
+    # ensure_default() must always be able to create its workspace: nobody else gets the slug.
+    if row["slug"] == DEFAULT_SLUG and row["id"] != DEFAULT_ID:
+        raise InvalidError(f"invalid workspace slug: {DEFAULT_SLUG!r} is reserved")
+
+
+_workspaces = Entity(
+    schema.workspaces,
+    "workspace",
+    {
+        "slug": text(64, pattern=SLUG, hint="expected a-z, 0-9 and '-', not starting with '-'"),
+        "name": text(200, blank=False),
+        "description": text(),
+        "settings": json_object(),
+    },
+    fixed=(),
+    unique=[("slug",)],
+    prepare=_reserve_default_slug,
+)
+
+get = _workspaces.get
+update = _workspaces.update
+delete = _workspaces.delete
+
+
+def create(
+    conn: sa.Connection,
+    slug: str,
+    name: str | None = None,
+    *,
+    description: str = "",
+    settings: dict[str, Any] | None = None,
+    id: str | None = None,
+) -> Row:
+    """Create a workspace; ``name`` defaults to the slug, ``id`` to a new uuid4 hex."""
+    values = {
+        "slug": slug,
+        "name": slug if name is None else name,
+        "description": description,
+        "settings": settings,
+    }
+    return _workspaces.create(conn, values, entity_id=id)
+
+
+def get_by_slug(conn: sa.Connection, slug: str) -> Row:
+    slug = _workspaces.fields["slug"]("workspace slug", slug)
+    row = conn.execute(sa.select(schema.workspaces).where(schema.workspaces.c.slug == slug))
+    found = row.mappings().first()
+    if found is None:
+        raise NotFoundError(f"workspace with slug {slug!r} not found")
+    return dict(found)
+
+
+def list_workspaces(
+    conn: sa.Connection, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+) -> Page:
+    """All workspaces, newest first."""
+    return _workspaces.page(conn, limit=limit, cursor=cursor)
+
+
+def ensure_default(conn: sa.Connection) -> Row:
+    """The workspace with id and slug "default", created if missing (idempotent, race-safe)."""
+    row = _workspaces.find(conn, DEFAULT_ID)
+    if row is not None:
+        return row
+    try:
+        return create(conn, DEFAULT_SLUG, "Default", id=DEFAULT_ID)
+    except ConflictError:
+        # Another transaction created it after our read (PostgreSQL; SQLite has one writer).
+        # create() ran in a savepoint, so this transaction is still usable.
+        return _workspaces.get(conn, DEFAULT_ID)

@@ -1,0 +1,1 @@
+"""The commands of the `coscribe` CLI, one module per command or group."""

@@ -1,0 +1,200 @@
+"""A small declarative layer over Starlette: each endpoint declares its path, method, body,
+query and response models once, and gets request validation, problem responses and its
+OpenAPI description from that one declaration.
+
+Handlers receive a Call and return a pydantic model, a dict/list (sent as JSON), or a
+Starlette Response. Database work runs in a worker thread inside a transaction the handler
+opens with `await call.write(fn)` or `await call.read(fn)`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from persistence.engine import Database
+
+from .problems import Problem
+
+T = TypeVar("T")
+Handler = Callable[["Call"], Awaitable[Any]]
+JSON_TYPES = ("application/json",)
+
+
+@dataclass
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None  # a pydantic model, or an OpenAPI schema dict, or None (no body)
+    status: int = 200
+    media_type: str = "application/json"
+    request_media_type: str | None = None  # a raw (non-JSON) body of this type
+    errors: tuple[int, ...] = ()
+    description: str = ""
+
+
+@dataclass
+class Api:
+    endpoints: list[Endpoint] = field(default_factory=list)
+
+    def route(self, method: str, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            summary = options.pop("summary", None) or (handler.__doc__ or "").strip().split("\n")[0]
+            self.endpoints.append(Endpoint(method, path, handler, summary=summary, **options))
+            return handler
+
+        return register
+
+    def routes(self) -> list[Route]:
+        by_path: dict[str, dict[str, Endpoint]] = {}
+        for endpoint in self.endpoints:
+            by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
+        return [
+            Route(path, _dispatcher(methods), methods=list(methods))
+            for path, methods in by_path.items()
+        ]
+
+
+class Call:
+    """One request to one endpoint."""
+
+    def __init__(self, request: Request, endpoint: Endpoint) -> None:
+        self.request = request
+        self.endpoint = endpoint
+        self.path: dict[str, str] = dict(request.path_params)
+        self.query: Any = None
+        self.body: Any = None
+        self.raw: bytes = b""
+
+    @property
+    def db(self) -> Database:
+        return self.request.app.state.db
+
+    @property
+    def app_state(self) -> Any:
+        return self.request.app.state
+
+    async def write(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Run fn(conn) in a worker thread, in a read-write transaction."""
+
+        def run() -> T:
+            with self.db.begin() as conn:
+                return fn(conn)
+
+        return await run_in_threadpool(run)
+
+    async def read(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Run fn(conn) in a worker thread, in a read-only transaction."""
+
+        def run() -> T:
+            with self.db.read() as conn:
+                return fn(conn)
+
+        return await run_in_threadpool(run)
+
+
+def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:
+    async def dispatch(request: Request) -> Response:
+        endpoint = methods[request.method if request.method != "HEAD" else "GET"]
+        call = Call(request, endpoint)
+        await _parse(call)
+        result = await endpoint.handler(call)
+        if isinstance(result, Response):
+            return result
+        if result is None:
+            return Response(status_code=204 if endpoint.status == 200 else endpoint.status)
+        model = endpoint.response
+        if (
+            isinstance(model, type)
+            and issubclass(model, BaseModel)
+            and not isinstance(result, model)
+        ):
+            # Send exactly the documented shape: store rows carry columns the API leaves out.
+            result = model.model_validate(result)
+        content = to_jsonable_python(result, by_alias=True)
+        return JSONResponse(content, status_code=endpoint.status)
+
+    return dispatch
+
+
+async def _parse(call: Call) -> None:
+    endpoint, request = call.endpoint, call.request
+    if endpoint.query is not None:
+        call.query = _validate(endpoint.query, dict(request.query_params), "query")
+    if endpoint.body is None and endpoint.request_media_type is None:
+        return
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    expected = (endpoint.request_media_type,) if endpoint.request_media_type else JSON_TYPES
+    if media_type not in expected:
+        raise Problem(415, f"expected a body of type {expected[0]}, got {media_type or 'none'}")
+    limit = _body_limit(call)
+    call.raw = await read_body(request, limit)
+    if endpoint.body is None:
+        return
+    try:
+        data = json.loads(call.raw)
+    except (ValueError, RecursionError):
+        raise Problem(400, "the body is not valid JSON") from None
+    call.body = _validate(endpoint.body, data, "body")
+
+
+def _body_limit(call: Call) -> int:
+    settings = call.request.app.state.settings
+    if call.endpoint.request_media_type:
+        return settings.max_update_bytes
+    return settings.max_body_bytes
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) one over `limit` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    # isdigit() alone also accepts digits int() refuses, such as "²" (a latin-1 header byte).
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, f"the body is over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _validate(model: type[BaseModel], data: Any, where: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {"location": [where, *map(str, error["loc"])], "message": error["msg"]}
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        first = errors[0]
+        detail = f"{'.'.join(first['location'])}: {first['message']}"
+        raise Problem(422, detail, errors=errors) from None
+
+
+_PATH_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
+
+
+def path_parameters(path: str) -> list[str]:
+    return _PATH_PARAM.findall(path)
+
+
+def openapi_path(path: str) -> str:
+    return _PATH_PARAM.sub(r"{\1}", path)

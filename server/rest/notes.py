@@ -1,0 +1,403 @@
+"""Notes over REST: metadata, snapshots and content, edits that merge with live editors,
+versions and restore.
+
+Reads come from the live room when one is open (so they include edits made a moment ago) and
+from storage otherwise. Every edit goes through the note's room, borrowed for the duration:
+connected editors receive it at once, and the response is sent once it is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any, Literal
+
+import pycrdt
+from pydantic import BaseModel, Field
+from starlette.responses import PlainTextResponse, Response
+
+from crdt import document, text
+from crdt.restore import restore
+from persistence import notes
+from persistence.stores import workspaces
+
+from .. import closecodes
+from ..registry import NoteUnavailable, RoomRegistry
+from ..room import Room
+from .api import Api, Call
+from .crud import Body, Query, page_model
+from .problems import Problem
+
+TAG = "notes"
+ID = r"^[A-Za-z0-9_-]{1,128}$"
+OCTETS = "application/octet-stream"
+BINARY = {"type": "string", "format": "binary"}
+api_note = "/api/notes/{note_id}"
+
+
+class Note(BaseModel):
+    id: str
+    workspace_id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+class NoteListed(Note):
+    size: int = Field(description="Stored bytes: newest snapshot plus the updates after it.")
+
+
+class NoteCreate(Body):
+    workspace_id: str = Field("default", pattern=ID)
+    title: str = Field("", max_length=500)
+    text: str = Field("", description="Initial body (the root Y.Text `content`).")
+    id: str | None = Field(None, pattern=ID)
+
+
+class NoteUpdate(Body):
+    title: str = Field(max_length=500)
+
+
+class NoteQuery(Query):
+    workspace_id: str = Field("default", pattern=ID)
+    deleted: bool = Field(False, description="List deleted notes instead.")
+
+
+class SnapshotQuery(BaseModel):
+    state_vector: str | None = Field(
+        None, description="Base64 Yjs state vector: return only what it is missing."
+    )
+
+
+class TextReplace(Body):
+    text: str
+
+
+class TextInsert(Body):
+    text: str
+    position: int | None = Field(
+        None, ge=0, description="Where to insert, in Unicode code points; absent: append."
+    )
+
+
+class TextResult(BaseModel):
+    text: str
+    edits: int = Field(description="Y operations it took (0: nothing changed).")
+
+
+class UpdateResult(BaseModel):
+    changed: bool = Field(description="False when the document already had everything.")
+    state_vector: str = Field(description="Base64 state vector after the update.")
+
+
+class Content(BaseModel):
+    note_id: str
+    content: dict[str, Any] = Field(description="Every root type: text, map, array, XML.")
+
+
+class VersionCreate(Body):
+    label: str | None = Field(None, max_length=200)
+
+
+class Version(BaseModel):
+    id: int
+    note_id: str
+    through_seq: int
+    kind: Literal["compaction", "manual", "auto", "restore"]
+    label: str | None
+    created_at: datetime
+    size: int
+
+
+class VersionList(BaseModel):
+    items: list[Version]
+
+
+class VersionContent(Version):
+    content: dict[str, Any]
+    text: str
+
+
+def _rooms(call: Call) -> RoomRegistry:
+    return call.app_state.rooms
+
+
+async def _doc(call: Call, note_id: str) -> pycrdt.Doc:
+    """The note as it is now: the live room's doc, or loaded from storage."""
+    room = _rooms(call).live(note_id)
+    if room is not None:
+        return room.doc
+    return await call.read(lambda conn: notes.load_doc(conn, note_id))
+
+
+async def _edit(call: Call, note_id: str, change: Any) -> Any:
+    """Run change(room) on the borrowed live room, then wait until it is stored."""
+    await call.read(lambda conn: notes.get_note(conn, note_id))  # 404 before anything else
+    rooms = _rooms(call)
+    try:
+        async with rooms.borrow(note_id) as room:
+            result = change(room)
+            if not await rooms.persister.flush(
+                room, timeout=call.app_state.settings.shutdown_timeout_s
+            ):
+                raise Problem(
+                    503, "the edit was applied but could not be stored yet; it will be retried"
+                )
+            return result
+    except NoteUnavailable as exc:
+        if exc.code == closecodes.NOTE_NOT_FOUND:
+            raise Problem(404, str(exc)) from None
+        raise Problem(503, str(exc)) from None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _state_vector(raw: str | None) -> bytes:
+    if raw is None:
+        return document.EMPTY_STATE_VECTOR
+    try:
+        decoded = base64.b64decode(
+            raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4), validate=True
+        )
+        document.decode_state_vector(decoded)
+    except (binascii.Error, ValueError):
+        raise Problem(400, "state_vector is not a base64-encoded Yjs state vector") from None
+    return decoded
+
+
+def register(api: Api) -> None:
+    page = page_model(NoteListed)
+
+    @api.route("GET", "/api/notes", tag=TAG, query=NoteQuery, response=page, errors=(404,))
+    async def list_notes(call: Call) -> Any:
+        """List a workspace's notes, most recently changed first"""
+        q = call.query
+        result = await call.read(
+            lambda conn: notes.list_notes(
+                conn, q.workspace_id, deleted=q.deleted, limit=q.limit, cursor=q.cursor
+            )
+        )
+        return {"items": result.items, "next_cursor": result.next_cursor}
+
+    @api.route(
+        "POST", "/api/notes", tag=TAG, body=NoteCreate, response=Note, status=201, errors=(404, 409)
+    )
+    async def create_note(call: Call) -> Any:
+        """Create a note, optionally with an initial body"""
+        body: NoteCreate = call.body
+
+        def create(conn: Any) -> dict:
+            if body.workspace_id == "default":
+                workspaces.ensure_default(conn)
+            note = notes.create_note(
+                conn, workspace_id=body.workspace_id, note_id=body.id, title=body.title
+            )
+            if body.text:
+                doc = document.new_doc()
+                doc.get(document.BODY, type=pycrdt.Text).insert(0, body.text)
+                notes.append_update(conn, note["id"], doc.get_update())
+                note = notes.get_note(conn, note["id"])
+            return note
+
+        return await call.write(create)
+
+    @api.route("GET", api_note, tag=TAG, response=Note)
+    async def get_note(call: Call) -> Any:
+        """Get a note's metadata"""
+        return await call.read(lambda conn: notes.get_note(conn, call.path["note_id"]))
+
+    @api.route("PATCH", api_note, tag=TAG, body=NoteUpdate, response=Note)
+    async def rename_note(call: Call) -> Any:
+        """Rename a note"""
+        title = call.body.title
+        return await call.write(lambda conn: notes.rename_note(conn, call.path["note_id"], title))
+
+    @api.route("DELETE", api_note, tag=TAG, status=204)
+    async def delete_note(call: Call) -> None:
+        """Delete a note (it can be undeleted); its live editors are disconnected with 4404"""
+        note_id = call.path["note_id"]
+        await call.write(lambda conn: notes.delete_note(conn, note_id))
+        _rooms(call).close_note(note_id, closecodes.NOTE_NOT_FOUND)
+
+    @api.route("POST", f"{api_note}/undelete", tag=TAG, response=Note, errors=(409,))
+    async def undelete_note(call: Call) -> Any:
+        """Bring a deleted note back"""
+        return await call.write(lambda conn: notes.undelete_note(conn, call.path["note_id"]))
+
+    # --- reading ------------------------------------------------------------------------
+
+    @api.route(
+        "GET",
+        f"{api_note}/snapshot",
+        tag=TAG,
+        query=SnapshotQuery,
+        response=BINARY,
+        media_type=OCTETS,
+        errors=(400,),
+    )
+    async def get_snapshot(call: Call) -> Response:
+        """The note as one Yjs v1 update (only what a given state vector misses)"""
+        vector = _state_vector(call.query.state_vector)
+        doc = await _doc(call, call.path["note_id"])
+        return Response(doc.get_update(vector), media_type=OCTETS)
+
+    @api.route("GET", f"{api_note}/state-vector", tag=TAG, response=BINARY, media_type=OCTETS)
+    async def get_state_vector(call: Call) -> Response:
+        """The note's Yjs state vector"""
+        doc = await _doc(call, call.path["note_id"])
+        return Response(doc.get_state(), media_type=OCTETS)
+
+    @api.route(
+        "GET",
+        f"{api_note}/content",
+        tag=TAG,
+        response=Content,
+        description="JSON by default; with Accept: text/plain or text/markdown, the body.",
+    )
+    async def get_content(call: Call) -> Any:
+        """The note's content: every root as JSON, or the body as text"""
+        note_id = call.path["note_id"]
+        doc = await _doc(call, note_id)
+        wanted = _text_media_type(call.request.headers.get("accept", ""))
+        if wanted:
+            return PlainTextResponse(document.body_text(doc), media_type=wanted)
+        return {"note_id": note_id, "content": document.render(doc)}
+
+    # --- editing ------------------------------------------------------------------------
+
+    @api.route(
+        "POST", f"{api_note}/updates", tag=TAG, request_media_type=OCTETS, response=UpdateResult
+    )
+    async def apply_update(call: Call) -> Any:
+        """Apply a binary Yjs v1 update"""
+        update = call.raw
+        try:
+            document.validate_update(update)
+        except document.InvalidUpdate as exc:
+            raise Problem(400, f"not a valid Yjs update: {exc}") from None
+
+        def change(room: Room) -> dict:
+            before = room.doc.get_state()
+            try:
+                room.apply(update)
+            except document.InvalidUpdate as exc:
+                raise Problem(400, f"the update does not apply: {exc}") from None
+            after = room.doc.get_state()
+            return {"changed": after != before, "state_vector": _b64(after)}
+
+        return await _edit(call, call.path["note_id"], change)
+
+    @api.route("PUT", f"{api_note}/text", tag=TAG, body=TextReplace, response=TextResult)
+    async def replace_text(call: Call) -> Any:
+        """Replace the body by its minimal diff (concurrent edits elsewhere merge)"""
+        new = call.body.text
+
+        def change(room: Room) -> dict:
+            edits = 0
+
+            def edit(doc: pycrdt.Doc) -> None:
+                nonlocal edits
+                edits = text.replace(doc.get(document.BODY, type=pycrdt.Text), new)
+
+            room.edit(edit)
+            return {"text": document.body_text(room.doc), "edits": edits}
+
+        return await _edit(call, call.path["note_id"], change)
+
+    @api.route("POST", f"{api_note}/text", tag=TAG, body=TextInsert, response=TextResult)
+    async def insert_text(call: Call) -> Any:
+        """Insert text into the body at a position (code points), or append"""
+        body: TextInsert = call.body
+
+        def change(room: Room) -> dict:
+            room.edit(
+                lambda doc: text.insert(
+                    doc.get(document.BODY, type=pycrdt.Text), body.position, body.text
+                )
+            )
+            return {"text": document.body_text(room.doc), "edits": 1 if body.text else 0}
+
+        return await _edit(call, call.path["note_id"], change)
+
+    # --- versions -----------------------------------------------------------------------
+
+    @api.route(
+        "POST", f"{api_note}/versions", tag=TAG, body=VersionCreate, response=Version, status=201
+    )
+    async def create_version(call: Call) -> Any:
+        """Take a version (a snapshot with an optional label)"""
+        note_id, label = call.path["note_id"], call.body.label
+        return await _version(call, note_id, label=label, kind="manual")
+
+    @api.route("GET", f"{api_note}/versions", tag=TAG, response=VersionList)
+    async def list_versions(call: Call) -> Any:
+        """List a note's versions, newest first"""
+        items = await call.read(lambda conn: notes.list_versions(conn, call.path["note_id"]))
+        return {"items": items}
+
+    @api.route(
+        "GET",
+        f"{api_note}/versions/{{version_id}}",
+        tag=TAG,
+        response=VersionContent,
+        description="JSON by default; with Accept: text/plain or text/markdown, the body.",
+    )
+    async def get_version(call: Call) -> Any:
+        """A version's content"""
+        version = await call.read(
+            lambda conn: notes.get_version(conn, call.path["note_id"], _version_id(call))
+        )
+        doc = document.load(version.pop("state"), ())
+        version.pop("state_vector")
+        wanted = _text_media_type(call.request.headers.get("accept", ""))
+        if wanted:
+            return PlainTextResponse(document.body_text(doc), media_type=wanted)
+        return {**version, "content": document.render(doc), "text": document.body_text(doc)}
+
+    @api.route(
+        "POST",
+        f"{api_note}/versions/{{version_id}}/restore",
+        tag=TAG,
+        response=Version,
+        status=201,
+        description="The old content comes back as new edits; the history after the "
+        "version is kept, and the new version this returns can itself be restored.",
+    )
+    async def restore_version(call: Call) -> Any:
+        """Restore a version as a new forward change"""
+        note_id, version_id = call.path["note_id"], _version_id(call)
+        version = await call.read(lambda conn: notes.get_version(conn, note_id, version_id))
+        old = document.load(version["state"], ())
+        await _edit(call, note_id, lambda room: room.edit(lambda doc: restore(doc, old)))
+        return await _version(call, note_id, label=f"restored version {version_id}", kind="restore")
+
+
+async def _version(call: Call, note_id: str, *, label: str | None, kind: str) -> Any:
+    # A live room may hold edits not stored yet: store them first so the version has them.
+    room = _rooms(call).live(note_id)
+    if room is not None:
+        await _rooms(call).persister.flush(room, timeout=call.app_state.settings.shutdown_timeout_s)
+    return await call.write(
+        lambda conn: notes.create_version(conn, note_id, label=label, kind=kind)
+    )
+
+
+def _version_id(call: Call) -> int:
+    raw = call.path["version_id"]
+    if not (raw.isascii() and raw.isdigit()):
+        raise Problem(404, f"version {raw!r} not found")
+    return int(raw)
+
+
+def _text_media_type(accept: str) -> str | None:
+    for part in accept.split(","):
+        media_type = part.split(";")[0].strip().lower()
+        if media_type in ("text/plain", "text/markdown"):
+            return media_type
+        if media_type in ("application/json", "*/*"):
+            return None
+    return None

@@ -1,0 +1,201 @@
+"""Room: one live note — its Doc, its connections, awareness, broadcast and unsaved updates.
+
+Everything here runs on the event loop and never awaits: a frame is handled from start to end
+(apply, broadcast, queue for storage) before the next one, which keeps each connection's
+frames in order and makes the room's state easy to reason about. Storage happens later, in the
+Persister; broadcast never waits for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import pycrdt
+
+from crdt import protocol
+from crdt.awareness import AwarenessStates
+from crdt.document import apply_update
+from crdt.protocol import (
+    AwarenessUpdate,
+    Message,
+    QueryAwareness,
+    SyncStep1,
+    SyncStep2,
+    SyncUpdate,
+)
+
+from .connection import Connection
+
+log = logging.getLogger("coscribe.room")
+
+
+class Room:
+    def __init__(
+        self,
+        note_id: str,
+        doc: pycrdt.Doc,
+        *,
+        awareness_timeout_s: float,
+        on_dirty: Callable[[Room], None],
+    ) -> None:
+        self.note_id = note_id
+        self.doc = doc
+        self.connections: set[Connection] = set()
+        self.awareness = AwarenessStates(awareness_timeout_s)
+        # Updates the doc made that are not stored yet, and those being stored right now.
+        self.pending: list[bytes] = []
+        self.in_flight: list[bytes] = []
+        self._on_dirty = on_dirty
+        # Server-side users holding the room open (REST edits) besides its connections.
+        self.leases = 0
+        # Rows in the note's update log (after its snapshot): the persister queues a
+        # compaction when this passes the threshold.
+        self.log_rows = 0
+        self._edited_at = 0.0
+        self._versioned_at = time.monotonic()
+        self._captured: list[bytes] = []
+        self._subscription = doc.observe(self._on_transaction)
+
+    def __repr__(self) -> str:
+        return f"<Room {self.note_id} connections={len(self.connections)} dirty={self.dirty}>"
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.pending or self.in_flight)
+
+    @property
+    def idle(self) -> bool:
+        """Nobody is connected and nobody borrowed the room."""
+        return not self.connections and not self.leases
+
+    def wants_version(self, interval_s: float) -> bool:
+        """Edited since the last automatic version, and that was at least interval_s ago."""
+        now = time.monotonic()
+        return self._edited_at > self._versioned_at and now - self._versioned_at >= interval_s
+
+    def mark_versioned(self) -> None:
+        self._versioned_at = time.monotonic()
+
+    # --- connections --------------------------------------------------------------------
+
+    def join(self, connection: Connection) -> None:
+        self.connections.add(connection)
+        connection.start()
+        connection.send(protocol.sync_step1(self.doc.get_state()))
+        entries = self.awareness.entries()
+        if entries:
+            connection.send(protocol.awareness(protocol.awareness_payload(entries)))
+
+    def leave(self, connection: Connection) -> None:
+        """Forget a connection and the awareness states it owned. Idempotent."""
+        if connection not in self.connections:
+            return
+        self.connections.discard(connection)
+        removed = self.awareness.remove(connection.client_ids, time.monotonic())
+        if removed:
+            self.broadcast(protocol.awareness(protocol.awareness_payload(removed)))
+
+    def broadcast(self, frame: bytes) -> None:
+        """Send one encoded frame to every connection, the sender included (the echo keeps a
+        lone y-websocket client from timing out). Slow connections are dropped, not waited for."""
+        dropped = []
+        for connection in self.connections:
+            connection.send(frame)
+            if connection.close_code is not None:
+                dropped.append(connection)
+        for connection in dropped:
+            self.leave(connection)
+
+    # --- messages -----------------------------------------------------------------------
+
+    def receive(self, connection: Connection, message: Message) -> None:
+        """Handle one decoded frame. Raises InvalidUpdate for an update that does not apply."""
+        match message:
+            case SyncStep1(state_vector):
+                # step2 always (even empty), then our step1 so the client sends what we miss.
+                connection.send(protocol.sync_step2(self.doc.get_update(state_vector)))
+                connection.send(protocol.sync_step1(self.doc.get_state()))
+            case SyncStep2(update) | SyncUpdate(update):
+                self.apply(update)
+            case AwarenessUpdate(entries):
+                self._receive_awareness(connection, entries)
+            case QueryAwareness():
+                entries = self.awareness.entries()
+                connection.send(protocol.awareness(protocol.awareness_payload(entries)))
+            case _:
+                pass  # auth messages from clients and unknown types are ignored
+
+    def _receive_awareness(
+        self, connection: Connection, entries: tuple[protocol.AwarenessEntry, ...]
+    ) -> None:
+        changed = self.awareness.apply(entries, time.monotonic())
+        if len(entries) == 1:
+            # A client announces only itself: that is how we learn which ids a connection owns.
+            entry = entries[0]
+            # Only a change counts: stock y-websocket clients echo every awareness change they
+            # receive (others' states, same clock), and an echo must not make them owners.
+            if entry.state is None:
+                connection.client_ids.discard(entry.client_id)
+            elif changed:
+                connection.client_ids.add(entry.client_id)
+        if changed:
+            self.broadcast(protocol.awareness(protocol.awareness_payload(changed)))
+
+    def expire_awareness(self) -> None:
+        removed = self.awareness.expire(time.monotonic())
+        if removed:
+            for connection in self.connections:
+                connection.client_ids.difference_update(entry.client_id for entry in removed)
+            self.broadcast(protocol.awareness(protocol.awareness_payload(removed)))
+
+    # --- document -----------------------------------------------------------------------
+
+    def apply(self, update: bytes) -> None:
+        """Apply an update from anyone; broadcast and store what it changed."""
+        try:
+            apply_update(self.doc, update)
+        finally:
+            # An update may fail half-way through integrating and still change the doc: what
+            # did change is the doc's own, valid update, and must be stored and broadcast.
+            self._publish()
+
+    def _on_transaction(self, event: pycrdt.TransactionEvent) -> None:
+        # Called synchronously inside apply_update (and local edits): collect the doc's own
+        # update, which holds exactly what changed. A duplicate or still-pending update yields
+        # no transaction, so nothing is stored or broadcast twice.
+        self._captured.append(event.update)
+
+    def _publish(self) -> None:
+        captured, self._captured = self._captured, []
+        for update in captured:
+            self.broadcast(protocol.sync_update(update))
+            self.pending.append(update)
+        if captured:
+            self._edited_at = time.monotonic()
+            self._on_dirty(self)
+
+    def edit(self, change: Callable[[pycrdt.Doc], None]) -> None:
+        """Apply a server-side change (REST, restore) as a transaction on the live doc."""
+        with self.doc.transaction():
+            change(self.doc)
+        self._publish()
+
+    # --- storage bookkeeping (used by the Persister) -------------------------------------
+
+    def take_pending(self) -> list[bytes]:
+        assert not self.in_flight, "one flush at a time per room"
+        self.in_flight, self.pending = self.pending, []
+        return self.in_flight
+
+    def stored(self) -> None:
+        self.in_flight = []
+
+    def store_failed(self) -> None:
+        # Keep the order: what was in flight goes back before anything newer.
+        self.pending = self.in_flight + self.pending
+        self.in_flight = []
+
+    def close(self) -> None:
+        self.doc.unobserve(self._subscription)

@@ -1,0 +1,157 @@
+"""One Settings object read from the environment (prefix COSCRIBE_), every knob documented.
+
+Each field's metadata carries its help line; docs/settings.md lists them all and a test keeps
+the two in step. Command-line options of `coscribe serve` override the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from persistence.config import ConfigError, DatabaseConfig, database_config_from_env
+from persistence.errors import InvalidError
+from persistence.stores import schedules
+
+PREFIX = "COSCRIBE_"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = setting("127.0.0.1", "Interface to listen on.")
+    port: int = setting(8000, "TCP port to listen on (0 picks a free one).")
+    log_level: str = setting("info", "Log level: critical, error, warning, info or debug.")
+    create_missing_notes: bool = setting(
+        True, "Create a note (in the default workspace) when a client opens an unknown id."
+    )
+    flush_window_ms: int = setting(
+        20, "Group commit window: updates arriving within it are stored in one transaction."
+    )
+    flush_retry_max_ms: int = setting(
+        5000, "Longest wait between retries of a failed flush (the room stays dirty meanwhile)."
+    )
+    max_frame_bytes: int = setting(
+        16 * 1024 * 1024, "Largest websocket frame accepted; bigger frames close with 1009."
+    )
+    max_body_bytes: int = setting(
+        1024 * 1024, "Largest JSON request body accepted over REST; bigger ones get 413."
+    )
+    max_update_bytes: int = setting(
+        16 * 1024 * 1024, "Largest binary Yjs update accepted over REST; bigger ones get 413."
+    )
+    send_queue_frames: int = setting(
+        1024, "Frames waiting to be sent to one connection before it counts as too slow (1013)."
+    )
+    send_queue_bytes: int = setting(
+        32 * 1024 * 1024,
+        "Bytes waiting to be sent to one connection before it counts as too slow (1013).",
+    )
+    awareness_timeout_s: int = setting(
+        30, "Awareness states not renewed for this long are removed and the removal broadcast."
+    )
+    auto_version_interval_s: int = setting(
+        600, "While a note is edited, take an automatic version this often (0: never)."
+    )
+    compact_after_updates: int = setting(
+        500, "Queue a compaction of a note once its update log holds this many rows."
+    )
+    compaction_cron: str = setting(
+        "*/15 * * * *", "Built-in schedule: compact every note whose log passed the threshold."
+    )
+    retention_cron: str = setting(
+        "30 3 * * *", "Built-in schedule: apply the retention policy (cron, server time zone UTC)."
+    )
+    worker_poll_s: int = setting(5, "How often the background worker looks for due jobs.")
+    job_lease_s: int = setting(
+        60, "A running job's lease; if its worker dies, the job is retried after this long."
+    )
+    ws_ping_interval_s: int = setting(
+        20, "Websocket ping interval; a peer that does not answer in time is disconnected."
+    )
+    shutdown_timeout_s: int = setting(
+        10, "On SIGTERM, how long to wait for connections to close and rooms to flush."
+    )
+
+    @classmethod
+    def fields(cls) -> list[dataclasses.Field[Any]]:
+        return list(dataclasses.fields(cls))
+
+    @staticmethod
+    def env_name(name: str) -> str:
+        return PREFIX + name.upper()
+
+
+def _parse(name: str, kind: type, raw: str) -> Any:
+    variable = Settings.env_name(name)
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(variable, f"expected a whole number, got {raw!r}") from None
+    if kind is bool:
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(variable, f"expected true or false, got {raw!r}")
+    return raw
+
+
+def _check(values: dict[str, Any]) -> None:
+    for name in (
+        "flush_window_ms",
+        "flush_retry_max_ms",
+        "max_frame_bytes",
+        "max_body_bytes",
+        "max_update_bytes",
+        "send_queue_frames",
+        "send_queue_bytes",
+        "awareness_timeout_s",
+        "ws_ping_interval_s",
+        "shutdown_timeout_s",
+        "compact_after_updates",
+        "worker_poll_s",
+        "job_lease_s",
+    ):
+        if values[name] <= 0:
+            raise ConfigError(
+                Settings.env_name(name), f"must be greater than 0, got {values[name]}"
+            )
+    port = values["port"]
+    if not 0 <= port <= 65535:
+        raise ConfigError(Settings.env_name("port"), f"must be between 0 and 65535, got {port}")
+    for name in ("compaction_cron", "retention_cron"):
+        try:
+            schedules.check_cron(values[name])
+        except InvalidError as exc:
+            raise ConfigError(Settings.env_name(name), str(exc)) from None
+    if values["log_level"] not in LOG_LEVELS:
+        raise ConfigError(
+            Settings.env_name("log_level"),
+            f"unknown level {values['log_level']!r} (expected one of {', '.join(LOG_LEVELS)})",
+        )
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, **overrides: Any
+) -> tuple[Settings, DatabaseConfig]:
+    """Settings and the database from the environment; non-None overrides win."""
+    env = os.environ if env is None else env
+    types = {"str": str, "int": int, "bool": bool}
+    values: dict[str, Any] = {}
+    for f in Settings.fields():
+        raw = env.get(Settings.env_name(f.name), "").strip()
+        values[f.name] = _parse(f.name, types[str(f.type)], raw) if raw else f.default
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    values["log_level"] = str(values["log_level"]).lower()
+    _check(values)
+    return Settings(**values), database_config_from_env(env)

@@ -1,0 +1,125 @@
+"""The background worker inside the server: runs queued jobs and fires due schedules.
+
+The queue is durable (background_tasks): a job is claimed with a lease that the worker renews
+while the job runs. If this process dies, the lease expires and any worker claims the job
+again. A failed job is retried with backoff until its attempts are used up, its error kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from persistence.engine import Database
+from persistence.stores import background_tasks, schedules
+
+from .jobs import HANDLERS, Handler, JobContext, PermanentError
+from .settings import Settings
+
+log = logging.getLogger("coscribe.worker")
+
+
+class Worker:
+    def __init__(
+        self, db: Database, settings: Settings, handlers: dict[str, Handler] | None = None
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.handlers = HANDLERS if handlers is None else handlers
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.context = JobContext(db, settings)
+        self.completed = 0
+        self.failed = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def wake(self) -> None:
+        """Something was queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        poll = self.settings.worker_poll_s
+        while True:
+            # Cleared before looking, so a wake() that comes while jobs run is not lost.
+            self._wake.clear()
+            try:
+                await asyncio.to_thread(self._fire_schedules)
+                while (job := await asyncio.to_thread(self._claim)) is not None:
+                    await self._execute(job)
+            except Exception:
+                # The database may be down: log, and try again at the next poll.
+                log.exception("worker loop failed; retrying in %ss", poll)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
+            # that arrives as the wait ends, and stop() would then wait forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll):
+                    await self._wake.wait()
+
+    def _fire_schedules(self) -> None:
+        with self.db.begin() as conn:
+            for job in schedules.fire_due(conn, datetime.now(UTC)):
+                log.info(
+                    "schedule %s queued job %s (%s)", job["schedule_id"], job["id"], job["kind"]
+                )
+
+    def _claim(self) -> dict[str, Any] | None:
+        with self.db.begin() as conn:
+            return background_tasks.claim(
+                conn, self.id, kinds=list(self.handlers), lease_seconds=self.settings.job_lease_s
+            )
+
+    async def _execute(self, job: dict[str, Any]) -> None:
+        handler = self.handlers[job["kind"]]
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(job["id"]))
+        try:
+            result = await asyncio.to_thread(handler, self.context, job["payload"])
+        except PermanentError as exc:
+            log.warning("job %s (%s) failed for good: %s", job["id"], job["kind"], exc)
+            await asyncio.to_thread(self._fail, job, exc, False)
+        except Exception as exc:
+            log.exception(
+                "job %s (%s) failed (attempt %d)", job["id"], job["kind"], job["attempts"]
+            )
+            await asyncio.to_thread(self._fail, job, exc, True)
+        else:
+            await asyncio.to_thread(self._complete, job, result)
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _heartbeat(self, job_id: str) -> None:
+        lease = self.settings.job_lease_s
+        while True:
+            await asyncio.sleep(lease / 3)
+
+            def renew() -> None:
+                with self.db.begin() as conn:
+                    background_tasks.heartbeat(conn, job_id, self.id, lease_seconds=lease)
+
+            await asyncio.to_thread(renew)
+
+    def _complete(self, job: dict[str, Any], result: dict[str, Any]) -> None:
+        with self.db.begin() as conn:
+            background_tasks.complete(conn, job["id"], self.id, result)
+        self.completed += 1
+        log.info("job %s (%s) done: %s", job["id"], job["kind"], result)
+
+    def _fail(self, job: dict[str, Any], exc: BaseException, retry: bool) -> None:
+        with self.db.begin() as conn:
+            background_tasks.fail(conn, job["id"], self.id, exc, retry=retry)
+        self.failed += 1

@@ -1,0 +1,43 @@
+import pycrdt
+
+from crdt.document import render
+from crdt.restore import restore
+
+
+def snapshot(doc: pycrdt.Doc) -> pycrdt.Doc:
+    copy = pycrdt.Doc()
+    copy.apply_update(doc.get_update())
+    return copy
+
+
+def test_restore_brings_every_root_type_back_as_a_forward_change():
+    doc = pycrdt.Doc()
+    body = doc.get("content", type=pycrdt.Text)
+    meta = doc.get("meta", type=pycrdt.Map)
+    items = doc.get("items", type=pycrdt.Array)
+    xml = doc.get("xml", type=pycrdt.XmlFragment)
+    body.insert(0, "first draft")
+    meta["title"] = "Draft"
+    items.extend([1, 2])
+    xml.children.append(pycrdt.XmlElement("p", {"a": "1"}, [pycrdt.XmlText("old")]))
+    old = snapshot(doc)
+    expected = render(old)
+
+    body.insert(0, "rewritten: ")
+    meta["title"] = "Final"
+    meta["extra"] = True
+    items.append(3)
+    xml.children.append(pycrdt.XmlElement("p", {}, [pycrdt.XmlText("new")]))
+    doc.get("later", type=pycrdt.Text).insert(0, "added after")
+    state_before = doc.get_state()
+
+    peer = snapshot(doc)  # an editor that is connected while the restore happens
+    with doc.transaction():
+        restore(doc, old)
+    peer.apply_update(doc.get_update(peer.get_state()))
+
+    assert render(doc) == {**expected, "later": ""}
+    assert render(peer) == expected  # a root with only deleted items is not rendered
+    # History was kept: the restore is new operations on top, not a reset.
+    assert doc.get_state() != state_before
+    assert str(snapshot(doc).get("content", type=pycrdt.Text)) == "first draft"

@@ -1,0 +1,67 @@
+import pycrdt
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crdt import text
+
+ALPHABET = st.sampled_from(list("ab \né😀\u0301x\n"))
+TEXTS = st.text(ALPHABET, max_size=60)
+
+
+def body(initial: str) -> tuple[pycrdt.Doc, pycrdt.Text]:
+    doc = pycrdt.Doc()
+    t = doc.get("content", type=pycrdt.Text)
+    t.insert(0, initial)
+    return doc, t
+
+
+@settings(max_examples=400)
+@given(TEXTS, TEXTS)
+def test_replace_turns_any_text_into_any_other(old, new):
+    doc, t = body(old)
+    with doc.transaction():
+        text.replace(t, new)
+    assert str(t) == new
+
+
+@settings(max_examples=200)
+@given(TEXTS, TEXTS, TEXTS)
+def test_a_replace_merges_with_a_concurrent_edit_elsewhere(base, replacement, typed):
+    # Two peers start from base + "|" + tail; one replaces the head, the other types in the tail.
+    start = base + "|tail"
+    server_doc, server_text = body(start)
+    browser_doc = pycrdt.Doc()
+    browser_doc.apply_update(server_doc.get_update())
+    browser_text = browser_doc.get("content", type=pycrdt.Text)
+    with server_doc.transaction():
+        text.replace(server_text, replacement + "|tail")
+    text.insert(browser_text, len(start), typed)
+    server_doc.apply_update(browser_doc.get_update())
+    browser_doc.apply_update(server_doc.get_update())
+    assert str(server_text) == str(browser_text) == replacement + "|tail" + typed
+
+
+def test_diff_is_small_for_a_small_change():
+    old = "line one\nline two\nline three\n" * 2000
+    new = old.replace("line two", "line 2", 1)
+    edits = text.diff(old, new)
+    assert sum(count for _, count, _ in edits) <= 3
+    assert text.diff(old, old) == []
+
+
+def test_large_rewrites_use_line_matching_and_stay_correct():
+    old = "".join(f"{n} alpha\n" for n in range(20_000))
+    new = "".join(f"{n} {'beta' if n % 100 == 0 else 'alpha'}\n" for n in range(20_000))
+    doc, t = body(old)
+    with doc.transaction():
+        text.replace(t, new)
+    assert str(t) == new
+
+
+def test_insert_counts_code_points():
+    _doc, t = body("héllo 😀!")
+    text.insert(t, 2, "X")
+    text.insert(t, 8, "Y")
+    text.insert(t, None, "$")
+    text.insert(t, 999, "#")
+    assert str(t) == "héXllo 😀Y!$#"

@@ -1,0 +1,132 @@
+"""Rooms, the registry and the persister in-process, with in-memory channels for sockets."""
+
+import asyncio
+
+import pycrdt
+import pytest
+import sqlalchemy as sa
+
+from crdt import protocol
+from persistence import notes
+from persistence.schema import notes as notes_table
+from persistence.stores import workspaces
+from server.connection import Connection
+from server.persister import Persister
+from server.registry import NoteUnavailable, RoomRegistry
+from server.settings import Settings
+from tests.yclient import eventually
+
+
+class Channel:
+    """What a socket would carry: the frames sent to one client, and its close code."""
+
+    def __init__(self, note_id: str, name: str) -> None:
+        self.frames: list[bytes] = []
+        self.closed_with: int | None = None
+        self.connection = Connection(
+            note_id, name, self._send, self._close, max_frames=100, max_bytes=1 << 20
+        )
+
+    async def _send(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    async def _close(self, code: int, reason: str) -> None:
+        self.closed_with = code
+
+    def messages(self) -> list[protocol.Message]:
+        return [protocol.decode(frame) for frame in self.frames]
+
+
+@pytest.fixture
+async def rooms(db):
+    persister = Persister(db, window_s=0.005, retry_max_s=0.2)
+    registry = RoomRegistry(db, Settings(), persister)
+    persister.start()
+    registry.start()
+    yield registry
+    await registry.shutdown(5)
+    await persister.stop()
+
+
+def update(text: str) -> bytes:
+    doc = pycrdt.Doc()
+    doc.get("content", type=pycrdt.Text).insert(0, text)
+    return doc.get_update()
+
+
+async def test_join_sends_step1_and_existing_awareness(rooms):
+    first = Channel("n1", "first")
+    room = await rooms.join("n1", first.connection)
+    await eventually(lambda: first.frames, what="step1")
+    assert isinstance(first.messages()[0], protocol.SyncStep1)
+    entry = protocol.AwarenessEntry(42, 1, {"user": "ann"})
+    room.receive(
+        first.connection, protocol.decode(protocol.awareness(protocol.awareness_payload([entry])))
+    )
+    second = Channel("n1", "second")
+    await rooms.join("n1", second.connection)
+    await eventually(lambda: len(second.frames) >= 2, what="awareness for the newcomer")
+    assert second.messages()[1].entries == (entry,)
+    await rooms.leave(room, first.connection)
+    await eventually(
+        lambda: any(
+            isinstance(m, protocol.AwarenessUpdate) and m.entries[0].state is None
+            for m in second.messages()
+        ),
+        what="removal of the leaver's awareness",
+    )
+
+
+async def test_a_room_is_never_unloaded_while_its_updates_are_unstored(rooms, db):
+    channel = Channel("fragile", "editor")
+    room = await rooms.join("fragile", channel.connection)
+    # Take the note away under the room: storing its updates now fails.
+    with db.begin() as conn:
+        saved = dict(
+            conn.execute(sa.select(notes_table).where(notes_table.c.id == "fragile")).one()._mapping
+        )
+        conn.execute(notes_table.delete().where(notes_table.c.id == "fragile"))
+    room.apply(update("precious"))
+    leaving = asyncio.ensure_future(rooms.leave(room, channel.connection))
+    await asyncio.sleep(0.3)  # several failed flushes and retries
+    assert room.dirty
+    assert rooms.rooms.get("fragile") is room, "a dirty room must stay loaded"
+    assert rooms.persister.stats.failures >= 2
+    # The database comes back: the retry stores the update and the room unloads.
+    with db.begin() as conn:
+        conn.execute(notes_table.insert().values(**saved))
+    await asyncio.wait_for(leaving, 5)
+    assert "fragile" not in rooms.rooms
+    with db.begin() as conn:
+        assert str(notes.load_doc(conn, "fragile").get("content", type=pycrdt.Text)) == "precious"
+
+
+async def test_updates_are_stored_in_group_commits(rooms, db):
+    channel = Channel("batch", "writer")
+    room = await rooms.join("batch", channel.connection)
+    flushes_before = rooms.persister.stats.flushes
+    for n in range(50):
+        room.apply(update(f"{n};"))
+    await rooms.persister.flush(room, timeout=5)
+    assert rooms.persister.stats.flushes - flushes_before <= 2, "50 updates, one or two batches"
+    with db.begin() as conn:
+        assert len(notes.load_note(conn, "batch").updates) == 50
+
+
+async def test_load_failure_stores_nothing_and_serves_nothing(rooms, db):
+    with db.begin() as conn:
+        workspaces.ensure_default(conn)
+        notes.create_note(conn, workspace_id="default", note_id="corrupt")
+        conn.execute(
+            sa.text(
+                'INSERT INTO note_updates (note_id, seq, "update", created_at) '
+                "VALUES ('corrupt', 1, :u, CURRENT_TIMESTAMP)"
+            ),
+            {"u": b"\x05garbage"},
+        )
+    channel = Channel("corrupt", "reader")
+    with pytest.raises(NoteUnavailable) as caught:
+        await rooms.join("corrupt", channel.connection)
+    assert caught.value.code == 1011
+    assert channel.frames == [], "an empty doc must never be served for a note that has content"
+    assert "corrupt" not in rooms.rooms
