@@ -70,6 +70,7 @@ from .schema import (
     schedules,
     task_dependencies,
     tasks,
+    tokens,
     workspaces,
 )
 from .stores.base import check_id
@@ -81,6 +82,7 @@ FORMAT_VERSION = 1
 # versions (note_snapshots); note_updates is never archived (the state holds it).
 TABLES: tuple[sa.Table, ...] = (
     workspaces,
+    tokens,
     agents,
     codebases,
     notes,

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-REVISIONS = ("0001",)  # oldest first
+REVISIONS = ("0001", "0002")  # oldest first
 HEAD = REVISIONS[-1]
 
 

@@ -293,3 +293,23 @@ schedules = sa.Table(
     *_timestamps(),
     sa.Index(None, "enabled", "next_run_at"),
 )
+
+# --- access ----------------------------------------------------------------------------------
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    _id(),
+    # The workspace an editor or viewer token may reach; an admin token reaches every one and
+    # may have none. Deleting a workspace deletes its tokens, and so ends their sessions.
+    _workspace_fk(nullable=True),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("role", sa.String(16), nullable=False),  # admin | editor | viewer
+    # SHA-256 of the whole token. The secret is 256 random bits, so a plain hash is as good as
+    # a slow one and costs microseconds per request; the token itself is never stored.
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    sa.Index(None, "workspace_id"),
+)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -17,13 +18,15 @@ from persistence import migrate
 from persistence.engine import Database
 
 from . import rest, web
+from .auth import Authenticator
 from .jobs import ensure_builtin_schedules
 from .persister import Persister
 from .registry import RoomRegistry
 from .rest import problems
+from .sessions import SessionWatch
 from .settings import Settings
 from .worker import Worker
-from .ws import note_socket
+from .ws import Addresses, note_socket
 
 
 async def health(request: Request) -> JSONResponse:
@@ -34,6 +37,7 @@ async def health(request: Request) -> JSONResponse:
         {
             "status": "ok",
             "database": state.db.driver,
+            "auth": state.settings.auth,
             "rooms": len(rooms.rooms),
             "connections": sum(len(room.connections) for room in rooms.rooms.values()),
             "loads": rooms.stats.loads,
@@ -64,19 +68,36 @@ def create_app(settings: Settings, db: Database) -> Starlette:
             on_compaction_queued=worker.wake,
         )
         rooms = RoomRegistry(db, settings, persister)
+        watch = SessionWatch(db, rooms, settings.auth_recheck_s)
         app.state.persister = persister
         app.state.rooms = rooms
         app.state.worker = worker
         persister.start()
         rooms.start()
         worker.start()
+        watch.start()
         try:
             yield
         finally:
+            await watch.stop()
             await worker.stop()
             await rooms.shutdown(settings.shutdown_timeout_s)
             await persister.stop()
 
+    middleware = [Middleware(GZipMiddleware, minimum_size=500)]
+    if settings.cors():
+        # Off unless configured: a page of another origin must not read the API with a
+        # visitor's stored token. Tokens travel in a header, never in cookies.
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors(),
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            ),
+        )
     app = Starlette(
         routes=[
             Route("/health", health),
@@ -84,10 +105,12 @@ def create_app(settings: Settings, db: Database) -> Starlette:
             *rest.routes(),
             *web.routes(),
         ],
-        middleware=[Middleware(GZipMiddleware, minimum_size=500)],
+        middleware=middleware,
         exception_handlers=problems.HANDLERS,
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.auth = Authenticator(db, enabled=settings.auth)
+    app.state.addresses = Addresses()
     return app

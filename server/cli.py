@@ -23,6 +23,7 @@ COMMANDS = {
     "schedules": "schedules:schedules",
     "serve": "serve:serve",
     "stats": "stats:stats",
+    "token": "token:token",
 }
 
 

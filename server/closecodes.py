@@ -20,6 +20,9 @@ REASONS = {
     TOO_BIG: "frame too big",
     INTERNAL: "internal error",
     TRY_AGAIN_LATER: "too slow to keep up",
+    POLICY: "refused by policy",
     BAD_NOTE_ID: "invalid note id",
+    UNAUTHORIZED: "unauthorized: a valid token is required",
+    FORBIDDEN: "forbidden: this token does not give access to this note",
     NOTE_NOT_FOUND: "note not found",
 }

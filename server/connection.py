@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from . import closecodes
+from .auth import OPEN, Principal
 
 log = logging.getLogger("coscribe.connection")
 
@@ -31,6 +32,7 @@ class Connection:
         *,
         max_frames: int,
         max_bytes: int,
+        principal: Principal = OPEN,
     ) -> None:
         self.note_id = note_id
         self.peer = peer
@@ -46,6 +48,10 @@ class Connection:
         self.closed = asyncio.Event()
         # Awareness client ids this connection announced; removed when it leaves.
         self.client_ids: set[int] = set()
+        self.principal = principal
+        # A viewer receives the note and awareness; the updates it sends are dropped.
+        self.read_only = not principal.can_write
+        self.dropped_updates = 0
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer} note={self.note_id}>"

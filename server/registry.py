@@ -11,6 +11,8 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import pycrdt
+
 from crdt import document
 from persistence import notes
 from persistence.engine import Database
@@ -57,9 +59,17 @@ class RoomRegistry:
 
     # --- join / leave ---------------------------------------------------------------------
 
-    async def join(self, note_id: str, connection: Connection) -> Room:
-        """Add a connection to the note's room, opening the room if needed."""
-        room = await self._acquire(note_id, create=self.settings.create_missing_notes)
+    async def join(
+        self, note_id: str, connection: Connection, *, create: bool | None = None
+    ) -> Room:
+        """Add a connection to the note's room, opening the room if needed. An unknown note
+        is created when `create` (default: the create_missing_notes setting) allows."""
+        if create is None:
+            create = self.settings.create_missing_notes
+        room = await self._acquire(note_id, create=create)
+        # Nothing awaits between the check and the join: the limit is exact.
+        if len(room.connections) >= self.settings.max_connections_per_note:
+            raise NoteUnavailable(closecodes.TRY_AGAIN_LATER, "too many connections to this note")
         room.join(connection)
         return room
 
@@ -115,7 +125,7 @@ class RoomRegistry:
 
     async def _open(self, note_id: str, create: bool) -> Room:
         try:
-            doc, log_rows = await asyncio.to_thread(self._load, note_id, create)
+            doc, log_rows, size = await asyncio.to_thread(self._load, note_id, create)
         except NoteUnavailable:
             raise
         except Exception as exc:
@@ -128,15 +138,18 @@ class RoomRegistry:
             doc,
             awareness_timeout_s=self.settings.awareness_timeout_s,
             on_dirty=self.persister.mark,
+            size=size,
+            max_bytes=self.settings.max_note_bytes,
         )
         room.log_rows = log_rows
         self.rooms[note_id] = room
         log.debug("opened %r", room)
         return room
 
-    def _load(self, note_id: str, create: bool):
-        """Runs in a worker thread. Creates the note first when allowed."""
-        with self.db.begin() as conn:
+    def _load(self, note_id: str, create: bool) -> tuple[pycrdt.Doc, int, int]:
+        """Runs in a worker thread. Creates the note first when allowed. Returns the doc, the
+        rows of its update log and its stored size in bytes."""
+        with self.db.begin() if create else self.db.read() as conn:
             note = notes.find_note(conn, note_id, include_deleted=True)
             if note is None or note["deleted_at"] is not None:
                 if note is not None or not create:
@@ -144,9 +157,9 @@ class RoomRegistry:
                 workspace = workspaces.ensure_default(conn)
                 notes.create_note(conn, workspace_id=workspace["id"], note_id=note_id)
             stored = notes.load_note(conn, note_id)
-        return document.load(stored.state, (update for _, update in stored.updates)), len(
-            stored.updates
-        )
+        updates = [update for _, update in stored.updates]
+        size = len(stored.state or b"") + sum(map(len, updates))
+        return document.load(stored.state, updates), len(updates), size
 
     async def leave(self, room: Room, connection: Connection) -> None:
         room.leave(connection)

@@ -31,6 +31,10 @@ from .connection import Connection
 log = logging.getLogger("coscribe.room")
 
 
+class NoteFull(Exception):
+    """An update would grow the note past its size limit; it was not applied."""
+
+
 class Room:
     def __init__(
         self,
@@ -39,6 +43,8 @@ class Room:
         *,
         awareness_timeout_s: float,
         on_dirty: Callable[[Room], None],
+        size: int = 0,
+        max_bytes: int | None = None,
     ) -> None:
         self.note_id = note_id
         self.doc = doc
@@ -53,6 +59,11 @@ class Room:
         # Rows in the note's update log (after its snapshot): the persister queues a
         # compaction when this passes the threshold.
         self.log_rows = 0
+        # Bytes of the note: its stored state and log when loaded, plus every update since.
+        # An upper bound of its encoded state (a Yjs document only grows), kept without
+        # encoding the document on every update.
+        self.size = size
+        self.max_bytes = max_bytes
         self._edited_at = 0.0
         self._versioned_at = time.monotonic()
         self._captured: list[bytes] = []
@@ -118,6 +129,12 @@ class Room:
                 connection.send(protocol.sync_step2(self.doc.get_update(state_vector)))
                 connection.send(protocol.sync_step1(self.doc.get_state()))
             case SyncStep2(update) | SyncUpdate(update):
+                if connection.read_only:
+                    connection.dropped_updates += 1
+                    if connection.dropped_updates == 1:
+                        log.info("%r: read-only, dropping its updates", connection)
+                    return
+                self.make_room_for(len(update))
                 self.apply(update)
             case AwarenessUpdate(entries):
                 self._receive_awareness(connection, entries)
@@ -152,6 +169,13 @@ class Room:
 
     # --- document -----------------------------------------------------------------------
 
+    def make_room_for(self, nbytes: int) -> None:
+        """Raise NoteFull if an update of nbytes may grow the note past its limit."""
+        if self.max_bytes is not None and self.size + nbytes > self.max_bytes:
+            raise NoteFull(
+                f"note {self.note_id} would grow past its limit of {self.max_bytes} bytes"
+            )
+
     def apply(self, update: bytes) -> None:
         """Apply an update from anyone; broadcast and store what it changed."""
         try:
@@ -172,6 +196,7 @@ class Room:
         for update in captured:
             self.broadcast(protocol.sync_update(update))
             self.pending.append(update)
+            self.size += len(update)
         if captured:
             self._edited_at = time.monotonic()
             self._on_dirty(self)

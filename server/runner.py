@@ -20,6 +20,12 @@ log = logging.getLogger("coscribe")
 
 
 class Server(uvicorn.Server):
+    first_token: str | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.first_token and self.started:
+            _announce(self.config.host, self.servers, self.first_token)
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()  # stop accepting before closing the rooms
@@ -32,6 +38,23 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def _announce(host: str, servers: list, token: str) -> None:
+    """Print the first admin token as a URL that opens the web editor signed in. The token
+    goes in the fragment, which browsers never send to servers or put in access logs."""
+    port = servers[0].sockets[0].getsockname()[1] if servers and servers[0].sockets else 0
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    print(
+        "\n"
+        "  coscribe: no access token existed, so an admin token was created.\n"
+        "  Open the web editor with it (it is shown only this once):\n\n"
+        f"    http://{shown}:{port}/#token={token}\n\n"
+        "  More tokens: coscribe token create --workspace WORKSPACE --role editor\n",
+        flush=True,
+    )
+
+
 def _find_app(app: object) -> Starlette:
     # uvicorn wraps the app in middleware proxies; each keeps the next one as `.app`.
     while not isinstance(app, Starlette):
@@ -39,7 +62,7 @@ def _find_app(app: object) -> Starlette:
     return app
 
 
-def run(app: Starlette, settings: Settings) -> None:
+def run(app: Starlette, settings: Settings, *, first_token: str | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -61,4 +84,6 @@ def run(app: Starlette, settings: Settings) -> None:
     # what exists now, and collect the young generation less often.
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-    Server(config).run()
+    server = Server(config)
+    server.first_token = first_token
+    server.run()

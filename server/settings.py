@@ -16,6 +16,8 @@ from persistence.config import ConfigError, DatabaseConfig, database_config_from
 from persistence.errors import InvalidError
 from persistence.stores import schedules
 
+from .auth import is_loopback
+
 PREFIX = "COSCRIBE_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -29,6 +31,20 @@ class Settings:
     host: str = setting("127.0.0.1", "Interface to listen on.")
     port: int = setting(8000, "TCP port to listen on (0 picks a free one).")
     log_level: str = setting("info", "Log level: critical, error, warning, info or debug.")
+    auth: bool = setting(
+        True,
+        "Require a token on every API call and websocket. Can be off only on a loopback host.",
+    )
+    allowed_origins: str = setting(
+        "",
+        "Websocket Origins allowed besides the server's own, comma-separated (* for any).",
+    )
+    cors_origins: str = setting(
+        "", "Origins whose pages may call the REST API (CORS), comma-separated; empty: none."
+    )
+    auth_recheck_s: int = setting(
+        2, "How often live websockets' tokens and notes are checked again (revocation delay)."
+    )
     create_missing_notes: bool = setting(
         True, "Create a note (in the default workspace) when a client opens an unknown id."
     )
@@ -40,6 +56,28 @@ class Settings:
     )
     max_frame_bytes: int = setting(
         16 * 1024 * 1024, "Largest websocket frame accepted; bigger frames close with 1009."
+    )
+    max_note_bytes: int = setting(
+        64 * 1024 * 1024,
+        "Largest a note may grow (its encoded state); an update past it is refused (1009/413).",
+    )
+    max_connections_per_note: int = setting(
+        500, "Websockets one note accepts at once; more are closed with 1013."
+    )
+    max_connections_per_address: int = setting(
+        200, "Websockets one client address may hold at once; more are closed with 1013."
+    )
+    max_updates_per_s: int = setting(
+        100, "Update and awareness messages per second one websocket may send, on average."
+    )
+    update_burst: int = setting(
+        1000, "Messages a websocket may send at once above that rate; past it, close 1008."
+    )
+    handshake_timeout_s: int = setting(
+        10, "Time a client has to send a complete request head (HTTP or websocket upgrade)."
+    )
+    max_handshake_bytes: int = setting(
+        16 * 1024, "Largest request head (request line and headers) accepted; bigger gets 431."
     )
     max_body_bytes: int = setting(
         1024 * 1024, "Largest JSON request body accepted over REST; bigger ones get 413."
@@ -81,12 +119,23 @@ class Settings:
     )
 
     @classmethod
+    def origins(self) -> frozenset[str]:
+        return _origins(self.allowed_origins)
+
+    def cors(self) -> list[str]:
+        return sorted(_origins(self.cors_origins))
+
+    @classmethod
     def fields(cls) -> list[dataclasses.Field[Any]]:
         return list(dataclasses.fields(cls))
 
     @staticmethod
     def env_name(name: str) -> str:
         return PREFIX + name.upper()
+
+
+def _origins(raw: str) -> frozenset[str]:
+    return frozenset(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
 
 
 def _parse(name: str, kind: type, raw: str) -> Any:
@@ -121,11 +170,25 @@ def _check(values: dict[str, Any]) -> None:
         "compact_after_updates",
         "worker_poll_s",
         "job_lease_s",
+        "auth_recheck_s",
+        "max_note_bytes",
+        "max_connections_per_note",
+        "max_connections_per_address",
+        "max_updates_per_s",
+        "update_burst",
+        "handshake_timeout_s",
+        "max_handshake_bytes",
     ):
         if values[name] <= 0:
             raise ConfigError(
                 Settings.env_name(name), f"must be greater than 0, got {values[name]}"
             )
+    if not values["auth"] and not is_loopback(values["host"]):
+        raise ConfigError(
+            Settings.env_name("auth"),
+            f"auth can be off only when listening on loopback (127.0.0.1, ::1, localhost), "
+            f"not on {values['host']!r}",
+        )
     port = values["port"]
     if not 0 <= port <= 65535:
         raise ConfigError(Settings.env_name("port"), f"must be between 0 and 65535, got {port}")

@@ -1,38 +1,161 @@
-"""The websocket endpoint: validate the note id, join the room, hand it each frame in order."""
+"""The websocket endpoint: check the origin, the limits and the token, admit the socket to
+the note, then hand the room each frame in order.
+
+Every refusal happens after the upgrade, as a close code: a browser never sees the HTTP
+status of a refused handshake, but it does see the close code and reason.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import re
+import time
+from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from crdt import protocol
 from crdt.document import InvalidUpdate
+from persistence import notes
+from persistence.errors import ConflictError
+from persistence.stores import workspaces
 
 from . import closecodes
+from .auth import Authenticator, Principal, Refused, socket_token
 from .connection import Connection
 from .registry import NoteUnavailable, RoomRegistry
+from .room import NoteFull
+from .settings import Settings
 
 log = logging.getLogger("coscribe.ws")
 
 CLOSE_WAIT_S = 5
 NOTE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# Messages that cost the room work, and so count against a connection's rate.
+RATED = (protocol.SyncStep2, protocol.SyncUpdate, protocol.AwarenessUpdate)
+
+
+class Addresses:
+    """Open websockets per client address (the per-address limit)."""
+
+    def __init__(self) -> None:
+        self.open: collections.Counter[str] = collections.Counter()
+
+    @contextlib.contextmanager
+    def hold(self, address: str):
+        self.open[address] += 1
+        try:
+            yield self.open[address]
+        finally:
+            self.open[address] -= 1
+            if not self.open[address]:
+                del self.open[address]
+
+
+class Rate:
+    """A token bucket: `rate` messages per second on average, `burst` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def origin_allowed(websocket: WebSocket, allowed: frozenset[str]) -> bool:
+    """Same origin, or one the settings allow. A socket without an Origin header comes from
+    a program, not a page: the check protects visitors' browsers, which always send one."""
+    origin = websocket.headers.get("origin")
+    if origin is None or "*" in allowed or origin.rstrip("/") in allowed:
+        return True
+    return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
+
+
+CREATE = -1  # admit(): the note is missing and this principal may create it
+
+
+def admit(conn: sa.Connection, note_id: str, principal: Principal, create: bool) -> int | None:
+    """May this principal open this note? None if so, CREATE if it may create the missing
+    note, else the close code."""
+    note = notes.find_note(conn, note_id, include_deleted=True)
+    if note is not None:
+        if not principal.reaches(note["workspace_id"]):
+            return closecodes.FORBIDDEN
+        return closecodes.NOTE_NOT_FOUND if note["deleted_at"] is not None else None
+    if create and principal.can_write:
+        return CREATE
+    # Only an admin may learn that an id is free.
+    return closecodes.NOTE_NOT_FOUND if principal.is_admin else closecodes.FORBIDDEN
+
+
+def create_note(conn: sa.Connection, note_id: str, principal: Principal) -> int | None:
+    """Create the note in the principal's workspace, unless someone just did."""
+    decision = admit(conn, note_id, principal, create=True)
+    if decision != CREATE:
+        return decision
+    workspace_id = principal.workspace_id or workspaces.ensure_default(conn)["id"]
+    notes.create_note(conn, workspace_id=workspace_id, note_id=note_id)
+    return None
 
 
 async def note_socket(websocket: WebSocket) -> None:
-    registry: RoomRegistry = websocket.app.state.rooms
-    settings = websocket.app.state.settings
-    note_id = websocket.path_params["note_id"]
+    app = websocket.app
+    settings: Settings = app.state.settings
     client = websocket.client
-    peer = f"{client.host}:{client.port}" if client else "unknown"
-    await websocket.accept()
+    address = client.host if client else "unknown"
+    peer = f"{address}:{client.port}" if client else "unknown"
+    token, subprotocol = socket_token(
+        websocket.query_params, websocket.scope.get("subprotocols", [])
+    )
+    await websocket.accept(subprotocol)
+    with app.state.addresses.hold(address) as held:
+        await _serve(websocket, settings, peer, token, held)
+
+
+async def _refuse(websocket: WebSocket, peer: str, code: int, why: str) -> None:
+    log.info("%s: refused (%d): %s", peer, code, why)
+    if code in (closecodes.UNAUTHORIZED, closecodes.FORBIDDEN):
+        # y-websocket reports a permission-denied message to its application.
+        with contextlib.suppress(OSError, RuntimeError):
+            await websocket.send_bytes(protocol.auth_denied(closecodes.REASONS[code]))
+    await websocket.close(code, closecodes.REASONS.get(code, why)[:120])
+
+
+async def _serve(
+    websocket: WebSocket, settings: Settings, peer: str, token: str | None, held: int
+) -> None:
+    app = websocket.app
+    registry: RoomRegistry = app.state.rooms
+    auth: Authenticator = app.state.auth
+    note_id = websocket.path_params["note_id"]
+    if held > settings.max_connections_per_address:
+        return await _refuse(websocket, peer, closecodes.TRY_AGAIN_LATER, "too many sockets")
+    if not origin_allowed(websocket, settings.origins()):
+        origin = websocket.headers.get("origin", "")[:200]
+        return await _refuse(websocket, peer, closecodes.POLICY, f"origin {origin!r}")
     if not NOTE_ID.fullmatch(note_id):
-        log.info("%s: refused invalid note id %r", peer, note_id[:140])
-        await websocket.close(closecodes.BAD_NOTE_ID, closecodes.REASONS[closecodes.BAD_NOTE_ID])
-        return
+        return await _refuse(websocket, peer, closecodes.BAD_NOTE_ID, f"note id {note_id[:140]!r}")
+    try:
+        principal = await auth.principal(token, peer)
+    except Refused as exc:
+        return await _refuse(websocket, peer, closecodes.UNAUTHORIZED, str(exc))
+
+    refusal = await _admission(app.state.db, note_id, principal, settings.create_missing_notes)
+    if refusal is not None:
+        return await _refuse(websocket, peer, refusal, f"{principal} on note {note_id}")
 
     async def send_bytes(frame: bytes) -> None:
         await websocket.send_bytes(frame)
@@ -47,14 +170,16 @@ async def note_socket(websocket: WebSocket) -> None:
         close,
         max_frames=settings.send_queue_frames,
         max_bytes=settings.send_queue_bytes,
+        principal=principal,
     )
     try:
-        room = await registry.join(note_id, connection)
+        room = await registry.join(note_id, connection, create=False)
     except NoteUnavailable as exc:
         log.info("%s: note %s unavailable: %s", peer, note_id, exc)
         await websocket.close(exc.code, str(exc)[:120])
         return
 
+    rate = Rate(settings.max_updates_per_s, settings.update_burst)
     try:
         while connection.close_code is None:
             message = await websocket.receive()
@@ -66,10 +191,19 @@ async def note_socket(websocket: WebSocket) -> None:
                 connection.abort(closecodes.UNSUPPORTED_DATA)
                 break
             try:
-                room.receive(connection, protocol.decode(frame))
+                decoded = protocol.decode(frame)
+                if isinstance(decoded, RATED) and not rate.take():
+                    log.warning("%r: over %d messages/s, closing", connection, rate.rate)
+                    connection.abort(closecodes.POLICY, "too many messages per second")
+                    break
+                room.receive(connection, decoded)
             except (protocol.ProtocolError, InvalidUpdate) as exc:
                 log.info("%r: bad frame (%s), closing", connection, exc)
                 connection.abort(closecodes.INVALID_PAYLOAD)
+                break
+            except NoteFull as exc:
+                log.warning("%r: %s, closing", connection, exc)
+                connection.abort(closecodes.TOO_BIG, "note size limit reached")
                 break
             # receive() returns at once while frames are buffered: yield so the room's writers
             # drain between the frames of a burst instead of after all of them.
@@ -85,3 +219,23 @@ async def note_socket(websocket: WebSocket) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_WAIT_S):
                 await connection.closed.wait()
+
+
+async def _admission(db, note_id: str, principal: Principal, create: bool) -> int | None:
+    """admit() in a read transaction; only a note to create takes a write transaction."""
+
+    def read() -> int | None:
+        with db.read() as conn:
+            return admit(conn, note_id, principal, create)
+
+    def write() -> int | None:
+        with db.begin() as conn:
+            return create_note(conn, note_id, principal)
+
+    decision = await asyncio.to_thread(read)
+    if decision != CREATE:
+        return decision
+    try:
+        return await asyncio.to_thread(write)
+    except ConflictError:  # created by a concurrent open on another connection: admit that
+        return await asyncio.to_thread(read)

@@ -30,6 +30,9 @@ def clean_env(extra: Mapping[str, str], cwd: Path) -> dict[str, str]:
         if not key.startswith("COSCRIBE_") and key not in ("DATABASE_URL", "REDIS_URL")
     }
     env["PYTHONPATH"] = str(ROOT)
+    # Most tests are about something else than access control: they run with auth off, as
+    # a loopback server may. The access tests and the web editor's turn it on.
+    env["COSCRIBE_AUTH"] = "false"
     env.update(extra)
     return env
 

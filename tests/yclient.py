@@ -104,10 +104,14 @@ class YClient:
                 await self._reader
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
-    """Wait until check() is true, polling; fail with `what` after timeout."""
+async def eventually(
+    check: Callable[[], bool], timeout: float = 10, what: str | Callable[[], str] = ""
+) -> None:
+    """Wait until check() is true, polling; fail with `what` (or what it returns: the state
+    at the moment of failure) after timeout."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout}s waiting for {said or check}")
         await asyncio.sleep(0.01)

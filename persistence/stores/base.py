@@ -541,3 +541,14 @@ class Entity:
             raise ConflictError(
                 f"{self.label} {row['id']!r} clashed with a concurrent change; retry"
             ) from None
+
+
+MISSING = object()
+
+
+def workspace_of(conn: sa.Connection, table: sa.Table, row_id: str) -> Any:
+    """The workspace a row belongs to (None for rows of no workspace, such as server-wide
+    jobs), or MISSING when there is no such row. A workspace belongs to itself."""
+    column = table.c.id if table is schema.workspaces else table.c.workspace_id
+    found = conn.execute(sa.select(column).where(table.c.id == row_id)).first()
+    return MISSING if found is None else found[0]

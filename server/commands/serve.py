@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from persistence import migrate
+from persistence import migrate, tokens
+from persistence.engine import Database
 
 from ..settings import Settings, load_settings
 from .base import open_database, user_errors
@@ -43,6 +44,24 @@ def serve(host: str | None, port: int | None, log_level: str | None) -> None:
         state = migrate.prepare(db)
         where = f"{config.driver} at {config.display_url}"
         click.echo(f"coscribe: database {where}, schema {state.describe()}", err=True)
-        run(create_app(settings, db), settings)
+        first_token = _first_admin_token(db) if settings.auth else None
+        if not settings.auth:
+            click.secho(
+                f"coscribe: WARNING: auth is OFF (COSCRIBE_AUTH=false). Anyone who can reach "
+                f"{settings.host} can read and change every note. Only for a single machine.",
+                err=True,
+                fg="red",
+                bold=True,
+            )
+        run(create_app(settings, db), settings, first_token=first_token)
     finally:
         db.close()
+
+
+def _first_admin_token(db: Database) -> str | None:
+    """On a first start (no token at all), an admin token for the operator, shown once."""
+    with db.begin() as conn:
+        if tokens.count(conn):
+            return None
+        issued = tokens.issue(conn, "admin", name="created on first start")
+    return issued.token

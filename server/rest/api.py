@@ -25,6 +25,8 @@ from starlette.routing import Route
 
 from persistence.engine import Database
 
+from ..auth import OPEN, Principal
+from . import access
 from .problems import Problem
 
 T = TypeVar("T")
@@ -47,6 +49,7 @@ class Endpoint:
     request_media_type: str | None = None  # a raw (non-JSON) body of this type
     errors: tuple[int, ...] = ()
     description: str = ""
+    access: str | None = None  # "read", "write" or "admin"; None: read for GET, else write
 
 
 @dataclass
@@ -81,6 +84,7 @@ class Call:
         self.query: Any = None
         self.body: Any = None
         self.raw: bytes = b""
+        self.principal: Principal = OPEN
 
     @property
     def db(self) -> Database:
@@ -113,7 +117,9 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
     async def dispatch(request: Request) -> Response:
         endpoint = methods[request.method if request.method != "HEAD" else "GET"]
         call = Call(request, endpoint)
+        await access.authorize(call)
         await _parse(call)
+        access.scope_input(call)
         result = await endpoint.handler(call)
         if isinstance(result, Response):
             return result

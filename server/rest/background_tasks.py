@@ -75,6 +75,7 @@ def register(api: Api) -> None:
         update_body=BackgroundTaskUpdate,
         query=BackgroundTaskQuery,
         list_errors=(404,),
+        write_access="admin",
     )
     resource.register(api)
 
@@ -86,6 +87,7 @@ def register(api: Api) -> None:
         response=BackgroundTask,
         errors=(409,),
         description="Send `{}` or a reason. 409 if it already finished.",
+        access="admin",
     )
     async def cancel_background_task(call: Call) -> Any:
         """Cancel a queued or running background task"""

@@ -110,6 +110,8 @@ class Resource:
     delete: Callable[[sa.Connection, str], Any]
     # Problems the list can answer besides 422: 404 when a filter names a row that is missing.
     list_errors: tuple[int, ...] = ()
+    # Who may create, update and delete: "write" (editors) or "admin".
+    write_access: str = "write"
 
     @classmethod
     def over(cls, store: ModuleType, *, list: Callable[..., Page], **options: Any) -> Resource:
@@ -137,6 +139,11 @@ class Resource:
 
         async def list_items(call: Call) -> Any:
             query = call.query.model_dump(exclude_none=True)
+            if resource.name == "workspace" and not call.principal.is_admin:
+                # An editor or viewer sees the one workspace it belongs to.
+                own = call.principal.workspace_id
+                row = await call.read(lambda conn: resource.get(conn, own))
+                return page_of(out, Page([row], None))
             result = await call.read(lambda conn: resource.list(conn, **query))
             return page_of(out, result)
 
@@ -188,6 +195,7 @@ class Resource:
             response=self.out,
             status=201,
             errors=(404, 409),
+            access=self.write_access,
         )(create_item)
         api.route(
             "GET",
@@ -204,6 +212,7 @@ class Resource:
             body=self.update_body,
             response=self.out,
             errors=(409,),
+            access=self.write_access,
         )(update_item)
         api.route(
             "DELETE",
@@ -212,4 +221,5 @@ class Resource:
             tag=tag,
             status=204,
             errors=(422,),
+            access=self.write_access,
         )(delete_item)

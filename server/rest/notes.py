@@ -282,6 +282,7 @@ def register(api: Api) -> None:
 
         def change(room: Room) -> dict:
             before = room.doc.get_state()
+            room.make_room_for(len(update))
             try:
                 room.apply(update)
             except document.InvalidUpdate as exc:
@@ -297,6 +298,7 @@ def register(api: Api) -> None:
         new = call.body.text
 
         def change(room: Room) -> dict:
+            room.make_room_for(len(new.encode()))
             edits = 0
 
             def edit(doc: pycrdt.Doc) -> None:
@@ -314,6 +316,7 @@ def register(api: Api) -> None:
         body: TextInsert = call.body
 
         def change(room: Room) -> dict:
+            room.make_room_for(len(body.text.encode()))
             room.edit(
                 lambda doc: text.insert(
                     doc.get(document.BODY, type=pycrdt.Text), body.position, body.text
@@ -372,7 +375,12 @@ def register(api: Api) -> None:
         note_id, version_id = call.path["note_id"], _version_id(call)
         version = await call.read(lambda conn: notes.get_version(conn, note_id, version_id))
         old = document.load(version["state"], ())
-        await _edit(call, note_id, lambda room: room.edit(lambda doc: restore(doc, old)))
+
+        def change(room: Room) -> None:
+            room.make_room_for(len(version["state"]))
+            room.edit(lambda doc: restore(doc, old))
+
+        await _edit(call, note_id, change)
         return await _version(call, note_id, label=f"restored version {version_id}", kind="restore")
 
 

@@ -49,7 +49,17 @@ def document(api: Api, *, title: str, version: str) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from `coscribe token create`.",
+                }
+            },
+        },
+        "security": [{"bearer": []}],
     }
 
 
@@ -108,7 +118,8 @@ def _operation(endpoint: Endpoint, keys: dict[Any, Any]) -> dict[str, Any]:
 
 
 def _error_statuses(endpoint: Endpoint) -> set[int]:
-    statuses = set(endpoint.errors)
+    # Every call needs a token (401), and one whose role or workspace does not reach gets 403.
+    statuses = {*endpoint.errors, 401, 403}
     if path_parameters(endpoint.path):
         statuses.update((404, 422))  # 422: an id that is not even well-formed
     if endpoint.query is not None:

@@ -10,6 +10,8 @@ from starlette.responses import JSONResponse
 
 from persistence.errors import ConflictError, InvalidError, NotFoundError, SchemaError
 
+from ..room import NoteFull
+
 PROBLEM_JSON = "application/problem+json"
 
 TITLES = {
@@ -31,10 +33,13 @@ TITLES = {
 class Problem(Exception):
     """Raise from a handler to answer with a problem document."""
 
-    def __init__(self, status: int, detail: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -47,7 +52,9 @@ def problem_response(status: int, detail: str, **extra: Any) -> JSONResponse:
 
 async def on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
-    return problem_response(exc.status, exc.detail, **exc.extra)
+    response = problem_response(exc.status, exc.detail, **exc.extra)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
@@ -70,7 +77,12 @@ async def on_store_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, "internal error")
 
 
+async def on_note_full(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(413, str(exc))
+
+
 HANDLERS = {
+    NoteFull: on_note_full,
     Problem: on_problem,
     HTTPException: on_http_exception,
     NotFoundError: on_store_error,

@@ -66,4 +66,5 @@ def register(api: Api) -> None:
         update_body=ScheduleUpdate,
         query=ScheduleQuery,
         list_errors=(404,),
+        write_access="admin",
     ).register(api)

@@ -53,4 +53,5 @@ def register(api: Api) -> None:
         list=workspaces.list_workspaces,
         update=workspaces.update,
         delete=workspaces.delete,
+        write_access="admin",
     ).register(api)

@@ -10,7 +10,7 @@ from server.settings import Settings
 @pytest.fixture
 def client(db):
     """A TestClient over a fresh app on the `db` fixture's database (memory, SQLite, PostgreSQL)."""
-    with TestClient(create_app(Settings(), db)) as test_client:
+    with TestClient(create_app(Settings(auth=False), db)) as test_client:
         yield test_client
 
 

@@ -139,7 +139,7 @@ def _document() -> dict[str, Any]:
     # The document does not depend on the database: an app that never starts serves it.
     memory = Database(database_config_from_env({"COSCRIBE_DB_DRIVER": "memory"}))
     try:
-        return TestClient(create_app(Settings(), memory)).get("/openapi.json").json()
+        return TestClient(create_app(Settings(auth=False), memory)).get("/openapi.json").json()
     finally:
         memory.close()
 
@@ -194,7 +194,7 @@ def api_db(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def app(api_db):
     seed(api_db)
-    application = create_app(Settings(), api_db)
+    application = create_app(Settings(auth=False), api_db)
     yield application
     # schemathesis starts the app's lifespan (rooms, persister, worker) on its first call and
     # keeps it for the rest of the process unless told to stop.

@@ -1,0 +1,97 @@
+"""Who may call what: every REST call is authenticated, checked against its role, and kept
+inside the workspace its token reaches.
+
+A token that does not reach a row gets 403 whether or not the row exists, with one message for
+both, so no answer tells a stranger which ids are taken.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from persistence import schema
+from persistence.stores.base import MISSING, workspace_of
+
+from ..auth import Authenticator, Principal, Refused, bearer
+from .problems import Problem
+
+if TYPE_CHECKING:
+    from .api import Call
+
+# Path parameters naming a row, and the table that row is in.
+OWNERS: dict[str, tuple[sa.Table, str]] = {
+    "workspace_id": (schema.workspaces, "workspace"),
+    "note_id": (schema.notes, "note"),
+    "agent_id": (schema.agents, "agent"),
+    "codebase_id": (schema.codebases, "codebase"),
+    "conversation_id": (schema.conversations, "conversation"),
+    "task_id": (schema.tasks, "task"),
+    "depends_on_id": (schema.tasks, "task"),
+    "background_task_id": (schema.background_tasks, "background task"),
+    "schedule_id": (schema.schedules, "schedule"),
+}
+READ_METHODS = ("GET", "HEAD")
+
+
+def required_access(call: Call) -> str:
+    """ "read", "write" or "admin": what the endpoint needs."""
+    endpoint = call.endpoint
+    if endpoint.access:
+        return endpoint.access
+    return "read" if endpoint.method in READ_METHODS else "write"
+
+
+async def authorize(call: Call) -> None:
+    """Before the body is read: who is calling, may their role call this, and does every row
+    the path names lie in their workspace?"""
+    auth: Authenticator = call.app_state.auth
+    request = call.request
+    client = request.client
+    peer = f"{client.host}:{client.port}" if client else "unknown"
+    try:
+        principal = await auth.principal(bearer(request.headers), peer)
+    except Refused as exc:
+        raise Problem(
+            401,
+            f"{exc}: send `Authorization: Bearer TOKEN` (see `coscribe token create`)",
+            headers={"WWW-Authenticate": 'Bearer realm="coscribe"'},
+        ) from None
+    call.principal = principal
+    needed = required_access(call)
+    if needed == "admin" and not principal.is_admin:
+        raise Problem(403, "this needs an admin token")
+    if needed == "write" and not principal.can_write:
+        raise Problem(403, "a viewer token can read but not change anything")
+    if principal.is_admin:
+        return
+    named = [(name, value) for name, value in call.path.items() if name in OWNERS]
+    if not named:
+        return
+
+    def owners(conn: sa.Connection) -> list[tuple[str, Any]]:
+        return [(name, workspace_of(conn, OWNERS[name][0], value)) for name, value in named]
+
+    for name, workspace in await call.read(owners):
+        if workspace is MISSING or not principal.reaches(workspace):
+            raise Problem(403, f"this token does not give access to this {OWNERS[name][1]}")
+
+
+def scope_input(call: Call) -> None:
+    """After the body and query are parsed: a workspace they name must be the caller's. One
+    they leave out becomes the caller's: an editor or viewer lists only its workspace, and
+    what a token with a workspace creates goes there (an admin's home workspace)."""
+    principal: Principal = call.principal
+    for attribute in ("query", "body"):
+        model = getattr(call, attribute)
+        if model is None or "workspace_id" not in type(model).model_fields:
+            continue
+        named = model.workspace_id if "workspace_id" in model.model_fields_set else None
+        if named is not None:
+            if not principal.reaches(named):
+                raise Problem(403, "this token does not give access to this workspace")
+            continue
+        home = principal.workspace_id
+        if home is not None and (attribute == "body" or not principal.is_admin):
+            setattr(call, attribute, model.model_copy(update={"workspace_id": home}))

@@ -1,0 +1,88 @@
+"""Ends sessions that lost their right to exist: every few seconds, the tokens of live
+websockets and the notes of live rooms are checked against the database.
+
+Tokens are revoked, and workspaces and notes deleted, from any process (the CLI, another
+server): the database is the only place all of them write, so it is where this looks.
+A revoked, expired or deleted token closes its sockets with 4401; a note that was deleted
+or purged closes its room with 4404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import sqlalchemy as sa
+
+from persistence import schema, tokens
+from persistence.engine import Database
+
+from . import closecodes
+from .registry import RoomRegistry
+
+log = logging.getLogger("coscribe.sessions")
+
+
+class SessionWatch:
+    def __init__(self, db: Database, rooms: RoomRegistry, interval_s: float) -> None:
+        self.db = db
+        self.rooms = rooms
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="session watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.check()
+            except Exception:  # a database hiccup: log it and look again next round
+                log.exception("checking live sessions failed")
+
+    async def check(self) -> int:
+        """One round; returns how many connections it closed."""
+        rooms = list(self.rooms.rooms.values())
+        if not rooms:
+            return 0
+        token_ids = {
+            connection.principal.token_id
+            for room in rooms
+            for connection in room.connections
+            if connection.principal.token_id is not None
+        }
+        note_ids = [room.note_id for room in rooms]
+        active, existing = await asyncio.to_thread(self._lookup, token_ids, note_ids)
+        closed = 0
+        for room in rooms:
+            if room.note_id not in existing:
+                log.info("note %s was deleted: closing its room", room.note_id)
+                closed += self.rooms.close_note(room.note_id, closecodes.NOTE_NOT_FOUND)
+                continue
+            for connection in list(room.connections):
+                token_id = connection.principal.token_id
+                if token_id is not None and token_id not in active:
+                    log.info("%r: token %s no longer valid, closing", connection, token_id)
+                    connection.abort(closecodes.UNAUTHORIZED, "token revoked or expired")
+                    room.leave(connection)
+                    closed += 1
+        return closed
+
+    def _lookup(self, token_ids: set[str], note_ids: list[str]) -> tuple[set[str], set[str]]:
+        notes = schema.notes
+        with self.db.read() as conn:
+            active = tokens.active_ids(conn, token_ids)
+            existing = set(
+                conn.execute(
+                    sa.select(notes.c.id).where(
+                        notes.c.id.in_(note_ids), notes.c.deleted_at.is_(None)
+                    )
+                ).scalars()
+            )
+        return active, existing
