@@ -46,7 +46,9 @@ class Settings:
         2, "How often live websockets' tokens and notes are checked again (revocation delay)."
     )
     create_missing_notes: bool = setting(
-        True, "Create a note (in the default workspace) when a client opens an unknown id."
+        True,
+        "Create a note when a client that may write opens an unknown id (in its token's "
+        "workspace, else the default one).",
     )
     flush_window_ms: int = setting(
         20, "Group commit window: updates arriving within it are stored in one transaction."
