@@ -14,6 +14,7 @@ import socket
 import uvicorn
 from starlette.applications import Starlette
 
+from .handshake import GuardedHttpProtocol
 from .settings import Settings
 
 log = logging.getLogger("coscribe")
@@ -26,6 +27,7 @@ class Server(uvicorn.Server):
         await super().startup(sockets)
         if self.first_token and self.started:
             _announce(self.config.host, self.servers, self.first_token)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()  # stop accepting before closing the rooms
@@ -77,6 +79,9 @@ def run(app: Starlette, settings: Settings, *, first_token: str | None = None) -
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_interval_s,
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        http=GuardedHttpProtocol.configured(
+            settings.handshake_timeout_s, settings.max_handshake_bytes
+        ),
     )
     # The cyclic garbage collector's full passes walk every object the libraries created at
     # import (SQLAlchemy, pydantic, ...) and stalled the event loop for over 100 ms at a time

@@ -18,7 +18,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 
 def parse_expiry(raw: str, now: datetime) -> datetime:
-    """"30d", "12h", "90m", "2w" from now, or an ISO 8601 date or time (UTC if no zone)."""
+    """ "30d", "12h", "90m", "2w" from now, or an ISO 8601 date or time (UTC if no zone)."""
     match = _DURATION.fullmatch(raw.strip())
     if match:
         return now + timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})

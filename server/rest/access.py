@@ -78,6 +78,15 @@ async def authorize(call: Call) -> None:
             raise Problem(403, f"this token does not give access to this {OWNERS[name][1]}")
 
 
+def check_named_workspace(call: Call, data: Any) -> None:
+    """Before validation: a body or query naming a workspace the caller does not reach gets
+    403 whatever else is wrong with it (a 422 would answer a stranger's questions)."""
+    if isinstance(data, dict):
+        named = data.get("workspace_id")
+        if isinstance(named, str) and not call.principal.reaches(named):
+            raise Problem(403, "this token does not give access to this workspace")
+
+
 def scope_input(call: Call) -> None:
     """After the body and query are parsed: a workspace they name must be the caller's. One
     they leave out becomes the caller's: an editor or viewer lists only its workspace, and

@@ -142,7 +142,9 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
 async def _parse(call: Call) -> None:
     endpoint, request = call.endpoint, call.request
     if endpoint.query is not None:
-        call.query = _validate(endpoint.query, dict(request.query_params), "query")
+        params = dict(request.query_params)
+        access.check_named_workspace(call, params)
+        call.query = _validate(endpoint.query, params, "query")
     if endpoint.body is None and endpoint.request_media_type is None:
         return
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -157,6 +159,7 @@ async def _parse(call: Call) -> None:
         data = json.loads(call.raw)
     except (ValueError, RecursionError):
         raise Problem(400, "the body is not valid JSON") from None
+    access.check_named_workspace(call, data)
     call.body = _validate(endpoint.body, data, "body")
 
 
