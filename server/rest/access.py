@@ -32,6 +32,11 @@ OWNERS: dict[str, tuple[sa.Table, str]] = {
     "background_task_id": (schema.background_tasks, "background task"),
     "schedule_id": (schema.schedules, "schedule"),
 }
+# Fields of bodies and queries naming a row: an editor or viewer may only name its own.
+REFERENCES: dict[str, tuple[sa.Table, str]] = {
+    **{name: owner for name, owner in OWNERS.items() if name != "workspace_id"},
+    "assignee_id": (schema.agents, "agent"),
+}
 READ_METHODS = ("GET", "HEAD")
 
 
@@ -78,29 +83,45 @@ async def authorize(call: Call) -> None:
             raise Problem(403, f"this token does not give access to this {OWNERS[name][1]}")
 
 
-def check_named_workspace(call: Call, data: Any) -> None:
-    """Before validation: a body or query naming a workspace the caller does not reach gets
-    403 whatever else is wrong with it (a 422 would answer a stranger's questions)."""
-    if isinstance(data, dict):
-        named = data.get("workspace_id")
-        if isinstance(named, str) and not call.principal.reaches(named):
-            raise Problem(403, "this token does not give access to this workspace")
-
-
-def scope_input(call: Call) -> None:
-    """After the body and query are parsed: a workspace they name must be the caller's. One
-    they leave out becomes the caller's: an editor or viewer lists only its workspace, and
-    what a token with a workspace creates goes there (an admin's home workspace)."""
+def scope_workspace(call: Call, data: Any, where: str) -> None:
+    """Before validation, on the raw query or body: a workspace it names must be the caller's
+    (else 403, whatever else is wrong: a 422 would answer a stranger's questions). One it
+    leaves out becomes the caller's: an editor or viewer lists only its own workspace, and
+    what a token with a workspace creates goes there (for an admin, its home)."""
+    model = call.endpoint.query if where == "query" else call.endpoint.body
+    if not isinstance(data, dict) or model is None or "workspace_id" not in model.model_fields:
+        return
     principal: Principal = call.principal
-    for attribute in ("query", "body"):
-        model = getattr(call, attribute)
-        if model is None or "workspace_id" not in type(model).model_fields:
+    named = data.get("workspace_id")
+    if isinstance(named, str):
+        if not principal.reaches(named):
+            raise Problem(403, "this token does not give access to this workspace")
+        return
+    home = principal.workspace_id
+    if named is None and home is not None and (where == "body" or not principal.is_admin):
+        data["workspace_id"] = home
+
+
+async def check_references(call: Call) -> None:
+    """After validation: rows a body or query names (an assignee, a dependency, ...) must lie
+    in the caller's workspace, else 403 — the same answer whether or not they exist."""
+    principal: Principal = call.principal
+    if principal.is_admin:
+        return
+    named = []
+    for model in (call.query, call.body):
+        if model is None:
             continue
-        named = model.workspace_id if "workspace_id" in model.model_fields_set else None
-        if named is not None:
-            if not principal.reaches(named):
-                raise Problem(403, "this token does not give access to this workspace")
-            continue
-        home = principal.workspace_id
-        if home is not None and (attribute == "body" or not principal.is_admin):
-            setattr(call, attribute, model.model_copy(update={"workspace_id": home}))
+        for name in model.model_fields_set & REFERENCES.keys():
+            value = getattr(model, name)
+            if isinstance(value, str):
+                named.append((name, value))
+    if not named:
+        return
+
+    def owners(conn: sa.Connection) -> list[tuple[str, Any]]:
+        return [(name, workspace_of(conn, REFERENCES[name][0], value)) for name, value in named]
+
+    for name, workspace in await call.read(owners):
+        if workspace is MISSING or not principal.reaches(workspace):
+            raise Problem(403, f"this token does not give access to this {REFERENCES[name][1]}")

@@ -119,7 +119,7 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
         call = Call(request, endpoint)
         await access.authorize(call)
         await _parse(call)
-        access.scope_input(call)
+        await access.check_references(call)
         result = await endpoint.handler(call)
         if isinstance(result, Response):
             return result
@@ -143,7 +143,7 @@ async def _parse(call: Call) -> None:
     endpoint, request = call.endpoint, call.request
     if endpoint.query is not None:
         params = dict(request.query_params)
-        access.check_named_workspace(call, params)
+        access.scope_workspace(call, params, "query")
         call.query = _validate(endpoint.query, params, "query")
     if endpoint.body is None and endpoint.request_media_type is None:
         return
@@ -159,7 +159,7 @@ async def _parse(call: Call) -> None:
         data = json.loads(call.raw)
     except (ValueError, RecursionError):
         raise Problem(400, "the body is not valid JSON") from None
-    access.check_named_workspace(call, data)
+    access.scope_workspace(call, data, "body")
     call.body = _validate(endpoint.body, data, "body")
 
 
