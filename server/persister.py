@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from persistence import notes
 from persistence.engine import Database
-from persistence.errors import StoreError
+from persistence.errors import NotFoundError, StoreError
 
 from .jobs import enqueue_compactions
 from .room import Room
@@ -122,7 +122,7 @@ class Persister:
             failures = await asyncio.to_thread(self._write, batch)
         except Exception as exc:
             log.exception("storing %d notes failed", len(batch))
-            failures = {note_id: str(exc) for note_id in batch}
+            failures = {note_id: exc for note_id in batch}
         finally:
             self._busy = []
         self.stats.flushes += 1
@@ -137,10 +137,20 @@ class Persister:
                     to_compact.append(room)
                 room.stored()
                 self._retry_delay.pop(room.note_id, None)
+            elif isinstance(error, NotFoundError):
+                # The note was deleted or purged meanwhile (its sockets are being closed):
+                # there is nowhere to store these, and retrying would never end.
+                log.warning(
+                    "note %s is gone; dropping %d updates not stored",
+                    room.note_id,
+                    len(room.in_flight),
+                )
+                room.stored()
+                self._retry_delay.pop(room.note_id, None)
             else:
                 self.stats.failures += 1
                 room.store_failed()
-                self._retry_later(room, error)
+                self._retry_later(room, str(error))
         if to_compact:
             await self._queue_compactions(to_compact)
 
@@ -156,15 +166,14 @@ class Persister:
         if self._on_compaction_queued is not None:
             self._on_compaction_queued()
 
-    def _write(self, batch: dict[str, list[bytes]]) -> dict[str, str]:
+    def _write(self, batch: dict[str, list[bytes]]) -> dict[str, Exception]:
         """Runs in a worker thread: one transaction with two statements for the whole batch.
 
         If the batch as a whole fails, it is written again note by note, each in a savepoint,
         so that one bad note cannot keep the others from being stored."""
         try:
             with self.db.begin() as conn:
-                failures = notes.append_batch(conn, batch)
-            return {note_id: str(exc) for note_id, exc in failures.items()}
+                return dict(notes.append_batch(conn, batch))
         except (SQLAlchemyError, StoreError) as exc:
             log.warning("batch of %d notes failed (%s); storing them one by one", len(batch), exc)
         failed = {}
@@ -174,7 +183,7 @@ class Persister:
                     with conn.begin_nested():
                         notes.append_updates(conn, note_id, updates)
                 except (SQLAlchemyError, StoreError) as exc:
-                    failed[note_id] = str(exc)
+                    failed[note_id] = exc
         return failed
 
     def _retry_later(self, room: Room, error: str) -> None:

@@ -15,6 +15,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from .handshake import GuardedHttpProtocol
+from .logs import redact_request_logs
 from .settings import Settings
 
 log = logging.getLogger("coscribe")
@@ -89,6 +90,7 @@ def run(app: Starlette, settings: Settings, *, first_token: str | None = None) -
     # what exists now, and collect the young generation less often.
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+    redact_request_logs()  # after uvicorn.Config, which configures its loggers
     server = Server(config)
     server.first_token = first_token
     server.run()

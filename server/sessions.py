@@ -61,10 +61,8 @@ class SessionWatch:
         active, existing = await asyncio.to_thread(self._lookup, token_ids, note_ids)
         closed = 0
         for room in rooms:
-            if room.note_id not in existing:
-                log.info("note %s was deleted: closing its room", room.note_id)
-                closed += self.rooms.close_note(room.note_id, closecodes.NOTE_NOT_FOUND)
-                continue
+            # Tokens first: a deleted workspace takes its tokens and its notes, and its
+            # editors should hear that their access ended (4401), not only the note (4404).
             for connection in list(room.connections):
                 token_id = connection.principal.token_id
                 if token_id is not None and token_id not in active:
@@ -72,6 +70,9 @@ class SessionWatch:
                     connection.abort(closecodes.UNAUTHORIZED, "token revoked or expired")
                     room.leave(connection)
                     closed += 1
+            if room.note_id not in existing:
+                log.info("note %s was deleted: closing its room", room.note_id)
+                closed += self.rooms.close_note(room.note_id, closecodes.NOTE_NOT_FOUND)
         return closed
 
     def _lookup(self, token_ids: set[str], note_ids: list[str]) -> tuple[set[str], set[str]]:

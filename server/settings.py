@@ -120,7 +120,6 @@ class Settings:
         10, "On SIGTERM, how long to wait for connections to close and rooms to flush."
     )
 
-    @classmethod
     def origins(self) -> frozenset[str]:
         return _origins(self.allowed_origins)
 

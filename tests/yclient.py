@@ -40,7 +40,8 @@ class YClient:
         self.close_code = None
         self.ws = await websockets.connect(self.url, max_size=None, **kwargs)
         self._reader = asyncio.get_running_loop().create_task(self._read())
-        await self.ws.send(protocol.sync_step1(self.doc.get_state()))
+        # A refused socket may be closed before this goes out: the reader reports its code.
+        await self._send_quietly(protocol.sync_step1(self.doc.get_state()))
         return self
 
     async def _read(self) -> None:

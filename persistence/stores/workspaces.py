@@ -41,6 +41,7 @@ _workspaces = Entity(
 )
 
 get = _workspaces.get
+find = _workspaces.find
 update = _workspaces.update
 delete = _workspaces.delete
 

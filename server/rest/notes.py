@@ -176,12 +176,20 @@ def register(api: Api) -> None:
     async def list_notes(call: Call) -> Any:
         """List a workspace's notes, most recently changed first"""
         q = call.query
-        result = await call.read(
-            lambda conn: notes.list_notes(
+
+        def list_page(conn: Any) -> Any:
+            if (
+                q.workspace_id == workspaces.DEFAULT_ID
+                and workspaces.find(conn, q.workspace_id) is None
+            ):
+                # The default workspace is made with its first note: until then it is empty.
+                return {"items": [], "next_cursor": None}
+            result = notes.list_notes(
                 conn, q.workspace_id, deleted=q.deleted, limit=q.limit, cursor=q.cursor
             )
-        )
-        return {"items": result.items, "next_cursor": result.next_cursor}
+            return {"items": result.items, "next_cursor": result.next_cursor}
+
+        return await call.read(list_page)
 
     @api.route(
         "POST", "/api/notes", tag=TAG, body=NoteCreate, response=Note, status=201, errors=(404, 409)
@@ -220,6 +228,12 @@ def register(api: Api) -> None:
     async def delete_note(call: Call) -> None:
         """Delete a note (it can be undeleted); its live editors are disconnected with 4404"""
         note_id = call.path["note_id"]
+        room = _rooms(call).live(note_id)
+        if room is not None:
+            # What its editors typed up to now is kept, for an undelete.
+            await _rooms(call).persister.flush(
+                room, timeout=call.app_state.settings.shutdown_timeout_s
+            )
         await call.write(lambda conn: notes.delete_note(conn, note_id))
         _rooms(call).close_note(note_id, closecodes.NOTE_NOT_FOUND)
 

@@ -1,11 +1,14 @@
 // End-to-end test of the web editor in a real headless Chromium (Debian's /usr/bin/chromium,
 // driven by playwright-core from web/node_modules; no browser is ever downloaded).
 //
-//   node tests/e2e/e2e.mjs BASE_URL OUTPUT_DIR
+//   node tests/e2e/e2e.mjs BASE_URL OUTPUT_DIR START_URL
 //
-// Run by tests/e2e/test_web_e2e.py against a live `coscribe serve`. When the script needs the
-// server stopped or started again it prints `@@stop-server` / `@@start-server` and waits for a
-// line on stdin. Every check prints `ok - ...`; the first failure throws and exits 1.
+// Run by tests/e2e/test_web_e2e.py against a live `coscribe serve` with auth on; START_URL is the
+// `BASE_URL/#token=...` link the server printed on its first start (an admin token). When the
+// script needs the server stopped or started again it prints `@@stop-server` / `@@start-server`,
+// for a new token `@@token-create ROLE WORKSPACE`, to revoke one `@@token-revoke ID`, and waits
+// for a line `ok [ANSWER]` on stdin. Every check prints `ok - ...`; the first failure throws and
+// exits 1.
 import { createRequire } from 'node:module'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
@@ -18,6 +21,8 @@ const { chromium } = require('playwright-core')
 
 const BASE = process.argv[2]
 const OUT = process.argv[3] || path.join(here, '..', '..', 'test-output')
+const START_URL = process.argv[4]
+const TOKEN = new URL(START_URL).hash.replace(/^#token=/, '')
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const T = 15000
 mkdirSync(OUT, { recursive: true })
@@ -27,8 +32,11 @@ const lines = stdin[Symbol.asyncIterator]()
 async function askHarness (what) {
   console.log(`@@${what}`)
   const { value, done } = await lines.next()
-  if (done || value.trim() !== 'ok') throw new Error(`harness did not ${what}: ${value}`)
+  const m = done ? null : /^ok(?: (.*))?$/.exec(value.trim())
+  if (!m) throw new Error(`harness did not ${what}: ${value}`)
+  return m[1] || ''
 }
+const tokenId = (token) => token.split('_')[1]
 
 const ok = (what) => console.log(`ok - ${what}`)
 function assert (cond, what) {
@@ -36,12 +44,10 @@ function assert (cond, what) {
   ok(what)
 }
 
-async function rest (method, p, body) {
-  const r = await fetch(`${BASE}/api${p}`, {
-    method,
-    headers: body ? { 'Content-Type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  })
+async function rest (method, p, body, token = TOKEN) {
+  const headers = { Authorization: `Bearer ${token}` }
+  if (body) headers['Content-Type'] = 'application/json'
+  const r = await fetch(`${BASE}/api${p}`, { method, headers, body: body ? JSON.stringify(body) : undefined })
   if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${await r.text()}`)
   return r.status === 204 ? null : r.json()
 }
@@ -66,6 +72,13 @@ async function newPage (browser, name, color, viewport) {
   const page = watch(await context.newPage(), name)
   return { context, page }
 }
+
+// Open the sign-in link: the page keeps the token and takes it out of the address bar.
+async function signIn (page, link = START_URL) {
+  await page.goto(link)
+  await page.locator('#signed-in').waitFor({ timeout: T })
+}
+const storedToken = (page) => page.evaluate(() => localStorage.getItem('coscribe.token'))
 
 const crdtText = (page) => page.evaluate(() => window.coscribe.text())
 async function waitText (page, pred, what) {
@@ -100,8 +113,13 @@ async function main () {
     const a = A.page
     const b = B.page
 
+    // Both open the link `coscribe serve` printed; the token leaves the address bar.
+    await signIn(a)
+    assert(a.url() === `${BASE}/`, `the token is taken out of the address bar (${a.url().replace(TOKEN, 'TOKEN')})`)
+    assert((await storedToken(a)) === TOKEN, 'the page keeps the token in localStorage')
+    await signIn(b)
+
     // The workspace lists the note with its title.
-    await a.goto(`${BASE}/`)
     await a.locator('.note-link', { hasText: 'E2E shared note' }).waitFor({ timeout: T })
     ok('the notes list shows the new note')
     await shot(a, 'desktop-list')
@@ -184,6 +202,7 @@ async function main () {
     // Bad input: an unknown id, a deleted note; no empty editor is shown as if it were the note.
     phase = 'bad-input'
     const C = await newPage(browser, 'Carol', '#2b8a3e', { width: 1280, height: 800 })
+    await signIn(C.page)
     await C.page.goto(`${BASE}/#/note/no-such-note-e2e`)
     await C.page.locator('#problem', { hasText: 'does not exist' }).waitFor({ timeout: T })
     assert(!(await C.page.locator('#note').isVisible()), 'an unknown note id says so and shows no editor')
@@ -201,6 +220,8 @@ async function main () {
     ok('deleting a note while it is open tells the page it was deleted and offers to undelete')
     await shot(C.page, 'deleted-while-open')
     await C.context.close()
+
+    await accessChecks(browser, note, a)
 
     // Server down: the page says so, keeps the edits made meanwhile, and merges them back.
     phase = 'server-down'
@@ -231,6 +252,7 @@ async function main () {
     await D.context.close()
 
     // A note opened while the server is unreachable: say so, never an empty editor.
+    await signIn(E.page)
     await E.page.goto(url)
     await E.page.locator('.cm-content').waitFor({ timeout: T })
     phase = 'server-down-2'
@@ -246,8 +268,101 @@ async function main () {
     await browser.close()
   }
   const noisy = consoleErrors.filter((e) => e.phase === 'normal')
-  assert(noisy.length === 0, 'no console errors outside the bad-input and server-down phases')
+  assert(noisy.length === 0, 'no console errors outside the bad-input, access and server-down phases')
+  // Refused requests show up as "Failed to load resource: ... 401/403" (Chromium's network log),
+  // nothing else: no exception, no other error.
+  const odd = consoleErrors.filter((e) => e.phase === 'access' && !/^Failed to load resource: the server responded with a status of 40[13]/.test(e.text))
+  assert(odd.length === 0, `only refused requests in the console during the access checks ${JSON.stringify(odd)}`)
   console.log(`screenshots in ${OUT}`)
+}
+
+// Tokens: none, an editor's pasted then revoked, a viewer's, another workspace's.
+async function accessChecks (browser, note, a) {
+  phase = 'access'
+  const url = `${BASE}/#/note/${note.id}`
+  const noteText = await crdtText(a)
+  const gone = async (page, what) => {
+    assert((await page.locator('.cm-content').count()) === 0 && !(await page.locator('#note').isVisible()), `${what}: no editor is shown`)
+    assert(!(await page.locator('#notes').isVisible()), `${what}: no notes list is shown`)
+  }
+
+  // (a) No token at all: the page says access is refused and how to go on; no editor.
+  const F = await newPage(browser, 'Frank', '#0c8599', { width: 360, height: 740 })
+  const f = F.page
+  await f.goto(url)
+  await f.locator('#access', { hasText: 'Access refused' }).waitFor({ timeout: T })
+  ok(`a page without a token says "${await f.locator('#access-title').textContent()}"`)
+  await gone(f, 'without a token')
+  const help = await f.locator('#access').innerText()
+  assert(help.includes('coscribe token create') && help.includes('#token=') && (await f.locator('#token-input').isVisible()),
+    'it says how to go on: paste a token, the #token= link, coscribe token create')
+  assert((await f.locator('#status').textContent()) === 'Access refused', 'the top bar says "Access refused"')
+  const width = await f.evaluate(() => document.documentElement.scrollWidth)
+  assert(width <= 360, `the access page fits 360 px wide (scrollWidth ${width})`)
+  await shot(f, 'no-token')
+
+  // Pasting an editor token opens the note the address asked for, editable.
+  const editor = await askHarness('token-create editor default')
+  await f.locator('#token-input').fill(editor)
+  await f.locator('#token-submit').click()
+  await waitText(f, (t) => window.coscribe.text() === t, 'a pasted editor token opens the note', noteText)
+  await f.locator('.cm-content[contenteditable="true"]').waitFor({ timeout: T })
+  assert(!(await f.evaluate(() => window.coscribe.readOnly())) && !(await f.locator('#readonly').isVisible()), 'an editor token is not read-only')
+  await f.locator('.cm-content').click()
+  await f.keyboard.press('Control+End')
+  await f.keyboard.type(' Frank edits.')
+  await waitText(a, () => (window.coscribe.text() || '').includes('Frank edits.'), 'the editor token\'s edit reaches page A')
+
+  // (b) Revoking that token closes the open page's socket (4401): it says so within seconds.
+  const revokedAt = Date.now()
+  await askHarness(`token-revoke ${tokenId(editor)}`)
+  await f.locator('#access', { hasText: 'no longer works' }).waitFor({ timeout: 8000 })
+  ok(`after \`coscribe token revoke\` the open page shows access refused (${Date.now() - revokedAt} ms)`)
+  await f.locator('.cm-content').waitFor({ state: 'detached', timeout: T })
+  await gone(f, 'after the revocation')
+  await shot(f, 'token-revoked')
+  await f.locator('#forget-token').click()
+  await f.locator('#access-title', { hasText: 'Signed out' }).waitFor({ timeout: T })
+  assert((await storedToken(f)) === null, '"Forget the stored token" removes it from localStorage')
+  await F.context.close()
+
+  // A viewer token, given with the route (`#/note/ID&token=`): read-only, says so, edits nothing.
+  const viewer = await askHarness('token-create viewer default')
+  const V = await newPage(browser, 'Vera', '#9c36b5', { width: 1280, height: 800 })
+  const v = V.page
+  await v.goto(`${url}&token=${viewer}`)
+  await waitText(v, (t) => window.coscribe.text() === t, 'a viewer token opens the note', noteText.replace(/$/, ' Frank edits.'))
+  assert(v.url() === url, 'the token leaves the address bar, the route stays')
+  await v.locator('#readonly').waitFor({ timeout: T })
+  assert((await v.locator('.cm-content').getAttribute('contenteditable')) === 'false', 'a viewer\'s editor is read-only')
+  assert((await v.locator('#status').textContent()).includes('read-only'), `the top bar says "${await v.locator('#status').textContent()}"`)
+  assert(await v.locator('#rename').isDisabled() && await v.locator('#delete').isDisabled() && await v.locator('#new-note').isDisabled(), 'rename, delete and new note are disabled')
+  const before = await crdtText(v)
+  await v.locator('.cm-content').click()
+  await v.keyboard.type('Vera tries to write.')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  assert((await crdtText(v)) === before, 'typing in the viewer\'s editor changes nothing')
+  await a.locator('#presence li', { hasText: 'Vera' }).waitFor({ timeout: T })
+  ok('the viewer is listed in page A\'s presence list')
+  await a.locator('.cm-content').click()
+  await a.keyboard.press('Control+End')
+  await a.keyboard.type(' Seen by Vera.')
+  await waitText(v, () => (window.coscribe.text() || '').includes('Seen by Vera.'), 'the viewer follows others\' edits live')
+  assert(!JSON.stringify(await rest('GET', `/notes/${note.id}/content`)).includes('Vera tries'), 'nothing the viewer typed reached the server')
+  await shot(v, 'viewer-read-only')
+  await V.context.close()
+
+  // A token of another workspace: the note is refused (403), and its list holds none of ours.
+  await rest('POST', '/workspaces', { slug: 'e2e-other', name: 'Other team' })
+  const other = await askHarness('token-create editor e2e-other')
+  const O = await newPage(browser, 'Olga', '#e8590c', { width: 1280, height: 800 })
+  await O.page.goto(`${url}&token=${other}`)
+  await O.page.locator('#problem', { hasText: 'does not give access' }).waitFor({ timeout: T })
+  assert(!(await O.page.locator('#note').isVisible()), 'a token of another workspace is told it has no access to the note, no editor')
+  await O.page.locator('.notes .empty').waitFor({ timeout: T })
+  assert((await O.page.locator('.note-link').count()) === 0, 'its notes list shows none of the default workspace\'s notes')
+  await shot(O.page, 'other-workspace')
+  await O.context.close()
 }
 
 main().then(() => { console.log('e2e: all checks passed'); process.exit(0) }, (err) => {
