@@ -412,6 +412,16 @@ def start_server(name: str, workdir: Path) -> RunningServer:
         for variable in ("DATABASE_URL", "COSCRIBE_DB_DRIVER", "REDIS_URL"):
             env.pop(variable, None)
         env["COSCRIBE_SQLITE_PATH"] = str(workdir / "coscribe.sqlite")
+        # The load comes from one address, faster than any person types, to servers that have
+        # no access control: lift coscribe's per-client limits and auth (loopback only) so the
+        # comparison is between the sync paths.
+        env.update(
+            COSCRIBE_AUTH="false",
+            COSCRIBE_MAX_CONNECTIONS_PER_ADDRESS="1000000",
+            COSCRIBE_MAX_CONNECTIONS_PER_NOTE="1000000",
+            COSCRIBE_MAX_UPDATES_PER_S="1000000",
+            COSCRIBE_UPDATE_BURST="1000000",
+        )
         cmd = [coscribe_binary(), "serve", "--host", "127.0.0.1", "--port", str(port)]
         prefix, wait = f"ws://127.0.0.1:{port}/ws/", _wait_health
     elif name == "pycrdt":
