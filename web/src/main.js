@@ -1,10 +1,13 @@
 // The coscribe web editor: a notes list, one CodeMirror 6 editor bound to the note's Y.Text
 // `content` over the stock y-websocket provider, presence, connection state and history.
+// Access: an access token (from the `#token=` link `coscribe serve` prints, or pasted) kept in
+// localStorage, sent as `Authorization: Bearer` to /api and as `?token=` to /ws.
 import * as Y from 'yjs'
-import { WebsocketProvider } from 'y-websocket'
+import { WebsocketProvider, messageAuth } from 'y-websocket'
+import * as authProtocol from 'y-protocols/auth'
 import { yCollab, yUndoManagerKeymap } from 'y-codemirror.next'
 import { EditorView, basicSetup } from 'codemirror'
-import { EditorState } from '@codemirror/state'
+import { Compartment, EditorState } from '@codemirror/state'
 import { keymap } from '@codemirror/view'
 import './style.css'
 
@@ -50,6 +53,179 @@ $('user-color').addEventListener('input', (e) => {
   publishUser()
 })
 
+// ---------------------------------------------------------------- access token
+
+const TOKEN_KEY = 'coscribe.token'
+// An empty Yjs update (no structs, no deletions): applying it changes nothing.
+const EMPTY_UPDATE = new Uint8Array([0, 0])
+
+const auth = {
+  token: localStorage.getItem(TOKEN_KEY) || null,
+  // Set while the page shows the access panel instead of the notes:
+  // { reason: 'missing' | 'refused' | 'revoked' | 'signed-out' | 'other' (another token wanted), detail }.
+  refused: null,
+  // May this token change notes? null: not known yet. There is no "who am I" endpoint: the
+  // first note opened sends an empty update (a write that changes nothing), and 403 means a
+  // viewer token; any other write answering 403 says the same.
+  canWrite: null,
+}
+
+// `#token=...` (alone, or next to the route: `#/note/ID&token=...`): keep the token, take it
+// out of the address bar and the history, keep the rest of the route.
+function takeTokenFromHash () {
+  const hash = location.hash.replace(/^#/, '')
+  const m = hash.match(/(^|[&?])token=([^&]*)/)
+  if (!m) return null
+  const before = hash.slice(0, m.index)
+  let after = hash.slice(m.index + m[0].length)
+  if (!before) after = after.replace(/^&/, '')
+  else if (m[1] === '?') after = after.replace(/^&/, '?')
+  const rest = before + after
+  history.replaceState(history.state, '', location.pathname + location.search + (rest ? `#${rest}` : ''))
+  let token = ''
+  try { token = decodeURIComponent(m[2]).trim() } catch (err) { /* malformed: ignored */ }
+  return token || null
+}
+
+// A pasted token, or a whole link holding one.
+function tokenFromInput (raw) {
+  const text = raw.trim()
+  const m = text.match(/[#&?]token=([^&\s]+)/)
+  let token = text
+  if (m) {
+    try { token = decodeURIComponent(m[1]) } catch (err) { token = m[1] }
+  }
+  return /^\S+$/.test(token) ? token : null
+}
+
+// The token's id (`cs_ID_SECRET`) is what `coscribe token list` and `token revoke` show.
+function tokenLabel (token) {
+  const m = /^cs_([0-9a-f]+)_/.exec(token || '')
+  return m ? `token ${m[1]}` : 'a token'
+}
+
+function signIn (token) {
+  auth.token = token
+  localStorage.setItem(TOKEN_KEY, token)
+  restart()
+}
+
+async function signOut () {
+  auth.token = null
+  localStorage.removeItem(TOKEN_KEY)
+  refuse('signed-out')
+  // A server with auth off (loopback only) needs no token: carry on without one.
+  if ((await authRequired()) === false && !auth.token) restart()
+}
+
+// Does this server want a token? /health says, to anyone. null: unreachable.
+async function authRequired () {
+  try {
+    return !!(await (await fetch('/health')).json()).auth
+  } catch (err) {
+    return null
+  }
+}
+
+// Start over with the current token: forget what the last one could do, reload everything.
+function restart () {
+  auth.refused = null
+  auth.canWrite = null
+  openSeq++
+  closeSession()
+  document.body.classList.remove('refused')
+  $('access').hidden = true
+  $('token-error').hidden = true
+  $('list-error').hidden = true
+  renderAccessState()
+  loadNotes()
+  route()
+}
+
+// The server does not accept this page's token (or it has none): show that and how to go on,
+// never the notes list or an editor.
+function refuse (reason, detail = '') {
+  if (reason === 'refused' && !auth.token) reason = 'missing'
+  const first = !auth.refused
+  auth.refused = { reason, detail }
+  openSeq++
+  closeSession()
+  clearTimeout(listTimer)
+  notes = []
+  renderNotes()
+  document.body.classList.add('refused')
+  document.body.classList.remove('show-list')
+  const texts = {
+    missing: ['Access refused: this page has no access token',
+      'This coscribe server only shows notes to a browser that holds an access token, and this one has none.'],
+    refused: ['Access refused: the token was not accepted',
+      'The server refused the access token this browser holds: it is missing, revoked or expired.'],
+    revoked: ['Access refused: the token no longer works',
+      'The server closed the connection because the access token this browser holds was revoked or has expired. The note is no longer shown.'],
+    'signed-out': ['Signed out', 'This browser forgot its access token. Notes are shown again once it has one.'],
+    other: ['Use another token', `This browser's ${tokenLabel(auth.token)} does not give access to that note or its workspace. Paste a token that does, or go back to the notes this one reaches.`],
+  }
+  const [title, text] = texts[reason]
+  // "token revoked: send `Authorization: Bearer TOKEN` (...)": the part before the advice.
+  detail = (detail || '').split(': send ')[0]
+  $('access-title').textContent = title
+  $('access-detail').textContent = detail ? `${text} (The server said: ${detail}.)` : text
+  $('access-example').textContent = `${location.origin}/#token=cs_…`
+  $('access-forget').hidden = !auth.token
+  $('access-back').hidden = reason !== 'other'
+  $('access').hidden = false
+  if (first) $('token-input').value = ''
+  setStatus('refused', { 'signed-out': 'Signed out', other: 'No access' }[reason] || 'Access refused')
+  renderAccessState()
+}
+
+function renderAccessState () {
+  $('signed-in').hidden = !auth.token
+  $('signed-in-text').textContent = auth.token ? `Signed in with ${tokenLabel(auth.token)}` : ''
+  const readOnly = auth.canWrite === false
+  for (const id of ['new-note', 'rename', 'delete', 'save-version', 'restore']) {
+    $(id).disabled = readOnly
+    $(id).title = readOnly ? 'Read-only: this token may not change notes' : ''
+  }
+  $('title').readOnly = readOnly
+  $('readonly').hidden = !readOnly
+  if (session?.view) {
+    session.view.dispatch({ effects: session.editable.reconfigure(editableExtensions(!readOnly)) })
+  }
+}
+
+function markReadOnly () {
+  if (auth.canWrite === false) return
+  auth.canWrite = false
+  renderAccessState()
+  refreshStatus()
+}
+
+$('token-form').addEventListener('submit', (e) => {
+  e.preventDefault()
+  const token = tokenFromInput($('token-input').value)
+  if (!token) {
+    $('token-error').textContent = 'That is not a token: paste the text after “#token=”, or the whole link.'
+    $('token-error').hidden = false
+    return
+  }
+  $('token-input').value = ''
+  signIn(token)
+})
+$('forget-token').addEventListener('click', signOut)
+$('access-back').addEventListener('click', () => {
+  history.replaceState(history.state, '', location.pathname + location.search + '#/')
+  restart()
+})
+$('sign-out').addEventListener('click', signOut)
+// Signed in or out in another tab of this browser: follow it.
+window.addEventListener('storage', (e) => {
+  if (e.key !== TOKEN_KEY || (e.newValue || null) === auth.token) return
+  auth.token = e.newValue || null
+  if (auth.token) restart()
+  else refuse('signed-out')
+})
+
 // ---------------------------------------------------------------- REST
 
 class HttpError extends Error {
@@ -60,19 +236,32 @@ class HttpError extends Error {
 }
 
 async function api (method, path, body) {
+  const token = auth.token
+  const headers = {}
+  if (token) headers.Authorization = `Bearer ${token}`
+  let payload
+  if (body instanceof Uint8Array) {
+    headers['Content-Type'] = 'application/octet-stream'
+    payload = body
+  } else if (body !== undefined) {
+    headers['Content-Type'] = 'application/json'
+    payload = JSON.stringify(body)
+  }
   let response
   try {
-    response = await fetch(`/api${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
+    response = await fetch(`/api${path}`, { method, headers, body: payload })
   } catch (err) {
     throw new HttpError(0, 'The coscribe server cannot be reached.')
   }
   if (!response.ok) {
     let detail = ''
     try { detail = (await response.json()).detail || '' } catch (err) { /* not JSON */ }
+    // Only about the token in use now: an answer to a request made with an older one is moot.
+    if (token === auth.token) {
+      if (response.status === 401) refuse('refused', detail)
+      // Every note the page writes to, it could read: a 403 on a write is the role's.
+      else if (response.status === 403 && method !== 'GET') markReadOnly()
+    }
     throw new HttpError(response.status, detail)
   }
   return response.status === 204 ? null : response.json()
@@ -87,13 +276,14 @@ function setStatus (state, text) {
 }
 
 function refreshStatus () {
+  if (auth.refused) return
   if (!session) {
     setStatus(listOk ? 'connected' : 'offline', listOk ? 'Online' : 'Server unreachable')
     return
   }
   const { provider } = session
   if (session.terminal) return
-  if (provider.wsconnected) setStatus('connected', 'Connected')
+  if (provider.wsconnected) setStatus('connected', auth.canWrite === false ? 'Connected · read-only' : 'Connected')
   else if (!navigator.onLine || provider.wsUnsuccessfulReconnects > 3) {
     setStatus('offline', session.synced ? 'Offline — your edits are kept and will merge' : 'Offline')
   } else setStatus('reconnecting', 'Reconnecting…')
@@ -117,13 +307,16 @@ function fmtTime (iso) {
 
 async function loadNotes () {
   clearTimeout(listTimer)
+  if (auth.refused) return
   try {
     const page = await api('GET', '/notes?limit=200')
+    if (auth.refused) return
     notes = page.items
     listOk = true
     $('list-error').hidden = true
     renderNotes()
   } catch (err) {
+    if (auth.refused) return
     listOk = false
     $('list-error').hidden = false
     $('list-error').textContent = err.status === 0
@@ -153,7 +346,7 @@ function renderNotes () {
     li.append(a)
     ul.append(li)
   }
-  if (!notes.length) {
+  if (!notes.length && !auth.refused) {
     const li = document.createElement('li')
     li.className = 'empty'
     li.textContent = 'No notes yet.'
@@ -167,7 +360,7 @@ $('new-note').addEventListener('click', async () => {
     await loadNotes()
     location.hash = `#/note/${encodeURIComponent(note.id)}`
   } catch (err) {
-    alertProblem('Could not create a note', err)
+    if (err.status !== 401) alertProblem('Could not create a note', err)
   }
 })
 
@@ -196,7 +389,17 @@ function showProblem (title, detail, actions = []) {
 
 const backToList = ['Back to the notes', () => { location.hash = '#/' }]
 
+const useAnotherToken = ['Use another token', () => refuse('other')]
+
+function noAccess (id) {
+  showProblem('No access to this note',
+    `This token does not give access to a note “${id}”: the note is in another workspace (or, for all this token may know, does not exist). Pick a note on the left, ask an admin for a token of that note's workspace (coscribe token create --workspace WORKSPACE --role editor), or use another token.`,
+    [backToList, useAnotherToken])
+  setStatus('offline', 'No access')
+}
+
 function alertProblem (what, err) {
+  if (err.status === 401 || auth.refused) return // the access panel says it all
   const banner = $('note-banner')
   const text = err.status === 0 ? `${what}: the server cannot be reached. Try again when it is back.` : `${what}: ${err.message}`
   if (!$('note').hidden) {
@@ -238,7 +441,8 @@ async function openNote (id) {
   try {
     meta = await api('GET', `/notes/${encodeURIComponent(id)}`)
   } catch (err) {
-    if (seq !== openSeq) return
+    if (seq !== openSeq || err.status === 401) return
+    if (err.status === 403) return noAccess(id)
     if (err.status === 404) {
       showProblem('This note does not exist', `There is no note “${id}”, or it was deleted. Pick another note on the left, or create a new one.`, [backToList])
     } else if (err.status === 0) {
@@ -251,18 +455,42 @@ async function openNote (id) {
     return
   }
   if (seq !== openSeq) return
+  if (auth.canWrite === null) {
+    await probeWrite(id)
+    if (seq !== openSeq) return
+  }
   $('title').value = meta.title || ''
   startSession(id)
   renderNotes()
+  renderAccessState()
+}
+
+// May this token change notes? Send the note an empty update: an editor's is accepted and
+// changes nothing, a viewer's answers 403 (and api() marks the page read-only).
+async function probeWrite (id) {
+  const token = auth.token
+  try {
+    await api('POST', `/notes/${encodeURIComponent(id)}/updates`, EMPTY_UPDATE)
+    if (token === auth.token) auth.canWrite = true
+  } catch (err) { /* 403: read-only; anything else: still unknown, asked again next time */ }
+}
+
+function socketOptions () {
+  return { maxBackoffTime: 3000, params: auth.token ? { token: auth.token } : {} }
 }
 
 function startSession (id) {
   const doc = new Y.Doc()
   const ytext = doc.getText('content')
   const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`
-  const provider = new WebsocketProvider(wsUrl, id, doc, { maxBackoffTime: 3000 })
-  const s = { id, doc, ytext, provider, view: null, synced: false, terminal: false }
+  const provider = new WebsocketProvider(wsUrl, id, doc, socketOptions())
+  const s = { id, doc, ytext, provider, view: null, synced: false, terminal: false, denied: '', editable: new Compartment() }
   session = s
+  // The server says why before it closes a refused socket (then 4401 or 4403): keep the reason
+  // for the page instead of y-websocket's console warning.
+  provider.messageHandlers[messageAuth] = (_encoder, decoder) => {
+    authProtocol.readAuthMessage(decoder, doc, (_doc, reason) => { s.denied = reason })
+  }
   provider.awareness.setLocalStateField('user', awarenessUser())
 
   provider.on('status', () => { if (session === s) refreshStatus() })
@@ -276,10 +504,15 @@ function startSession (id) {
     $('note-banner').hidden = true
     refreshStatus()
   })
-  provider.on('closed', ({ code }) => {
+  provider.on('closed', ({ code, reason }) => {
     if (session !== s) return
     s.terminal = true
-    if (code === 4404) {
+    if (code === 4401) {
+      refuse(auth.token ? 'revoked' : 'missing', reason || s.denied)
+    } else if (code === 4403) {
+      closeSession()
+      noAccess(id)
+    } else if (code === 4404) {
       setStatus('offline', 'Note deleted')
       showProblem('This note was deleted', 'Someone deleted this note, so it can no longer be edited. You can bring it back, or go back to the notes.', [
         ['Undelete it', async () => {
@@ -304,6 +537,10 @@ function startSession (id) {
   refreshStatus()
 }
 
+function editableExtensions (editable) {
+  return editable ? [] : [EditorState.readOnly.of(true), EditorView.editable.of(false)]
+}
+
 function showEditor (s) {
   const undoManager = new Y.UndoManager(s.ytext)
   s.view = new EditorView({
@@ -313,6 +550,7 @@ function showEditor (s) {
         keymap.of(yUndoManagerKeymap),
         basicSetup,
         EditorView.lineWrapping,
+        s.editable.of(editableExtensions(auth.canWrite !== false)),
         yCollab(s.ytext, s.provider.awareness, { undoManager }),
       ],
     }),
@@ -446,6 +684,9 @@ $('menu').addEventListener('click', () => document.body.classList.toggle('show-l
 $('notes').addEventListener('click', () => document.body.classList.remove('show-list'))
 
 function route () {
+  const token = takeTokenFromHash()
+  if (token) return signIn(token)
+  if (auth.refused) return
   const m = location.hash.match(/^#\/note\/(.+)$/)
   if (m) {
     const id = decodeURIComponent(m[1])
@@ -461,7 +702,24 @@ function route () {
 window.addEventListener('hashchange', route)
 
 // For the end-to-end tests: the open note's text as the CRDT holds it.
-window.coscribe = { text: () => session?.ytext.toString() ?? null, synced: () => !!session?.synced }
+window.coscribe = {
+  text: () => session?.ytext.toString() ?? null,
+  synced: () => !!session?.synced,
+  readOnly: () => auth.canWrite === false,
+}
 
-loadNotes()
-route()
+// Start: a token in the address bar wins; without any token, ask /health (open to all)
+// whether this server wants one, so the page says so at once instead of failing requests.
+async function start () {
+  const token = takeTokenFromHash()
+  if (token) {
+    auth.token = token
+    localStorage.setItem(TOKEN_KEY, token)
+  }
+  renderAccessState()
+  // Unreachable (null): the list says so, retries, and a 401 then shows the access panel.
+  if (!auth.token && await authRequired()) return refuse('missing')
+  loadNotes()
+  route()
+}
+start()
