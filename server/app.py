@@ -40,6 +40,7 @@ async def health(request: Request) -> JSONResponse:
             "auth": state.settings.auth,
             "rooms": len(rooms.rooms),
             "connections": sum(len(room.connections) for room in rooms.rooms.values()),
+            "sockets": sum(state.addresses.open.values()),
             "loads": rooms.stats.loads,
             "unloads": rooms.stats.unloads,
             "stored_updates": persister.stats.updates,

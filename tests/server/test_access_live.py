@@ -254,6 +254,10 @@ async def connected(server: LiveServer, note: str) -> YClient:
     return c
 
 
+def sockets(server: LiveServer) -> int:
+    return httpx.get(f"{server.url}/health").json()["sockets"]
+
+
 async def test_connections_per_address_and_per_note(tmp_path):
     settings = {
         "COSCRIBE_MAX_CONNECTIONS_PER_ADDRESS": "4",
@@ -263,12 +267,15 @@ async def test_connections_per_address_and_per_note(tmp_path):
         a, b = await connected(server, "n1"), await connected(server, "n1")
         third = await YClient(server.url, "n1").connect()
         assert await third.wait_closed() == closecodes.TRY_AGAIN_LATER  # the note is full
+        # A refused socket holds its slot until its handler returns, a moment after the close.
+        await eventually(lambda: sockets(server) == 2, what="refused socket released")
         c, d = await connected(server, "n2"), await connected(server, "n2")
         fifth = await YClient(server.url, "n3").connect()
         assert await fifth.wait_closed() == closecodes.TRY_AGAIN_LATER  # the address is
         a.text.insert(0, "unaffected")
         await eventually(lambda: str(b.text) == "unaffected", what="room carries on")
         await d.close()
+        await eventually(lambda: sockets(server) == 3, what="slots released")
         e = await connected(server, "n3")  # a freed slot is usable again
         for x in (a, b, c, e):
             await x.close()
