@@ -13,6 +13,7 @@ from . import (
     background_tasks,
     codebases,
     conversations,
+    me,
     notes,
     schedules,
     tasks,
@@ -22,6 +23,7 @@ from .api import Api
 from .openapi import document
 
 RESOURCES = (
+    me,
     workspaces,
     notes,
     agents,

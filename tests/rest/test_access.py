@@ -265,3 +265,14 @@ def test_cors_is_off_unless_configured(db):
             "/api/notes", headers={**preflight, "Origin": "https://evil.example"}
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_me_tells_a_token_its_role_and_workspace(world):
+    alpha = world.ids["workspace_id"]
+    viewer = world.call("GET", "/api/me", "alpha-viewer").json()
+    assert viewer["role"] == "viewer" and viewer["workspace_id"] == alpha
+    assert viewer["can_write"] is False and viewer["token_id"]
+    editor = world.call("GET", "/api/me", "alpha-editor").json()
+    assert (editor["role"], editor["can_write"]) == ("editor", True)
+    admin = world.call("GET", "/api/me", "admin").json()
+    assert (admin["role"], admin["workspace_id"]) == ("admin", None)

@@ -57,16 +57,13 @@ $('user-color').addEventListener('input', (e) => {
 
 const TOKEN_KEY = 'coscribe.token'
 // An empty Yjs update (no structs, no deletions): applying it changes nothing.
-const EMPTY_UPDATE = new Uint8Array([0, 0])
-
 const auth = {
   token: localStorage.getItem(TOKEN_KEY) || null,
   // Set while the page shows the access panel instead of the notes:
   // { reason: 'missing' | 'refused' | 'revoked' | 'signed-out' | 'other' (another token wanted), detail }.
   refused: null,
-  // May this token change notes? null: not known yet. There is no "who am I" endpoint: the
-  // first note opened sends an empty update (a write that changes nothing), and 403 means a
-  // viewer token; any other write answering 403 says the same.
+  // May this token change notes? null: not known yet. GET /api/me tells when the first note
+  // opens; any write answering 403 says the same.
   canWrite: null,
 }
 
@@ -456,7 +453,7 @@ async function openNote (id) {
   }
   if (seq !== openSeq) return
   if (auth.canWrite === null) {
-    await probeWrite(id)
+    await probeWrite()
     if (seq !== openSeq) return
   }
   $('title').value = meta.title || ''
@@ -465,14 +462,13 @@ async function openNote (id) {
   renderAccessState()
 }
 
-// May this token change notes? Send the note an empty update: an editor's is accepted and
-// changes nothing, a viewer's answers 403 (and api() marks the page read-only).
-async function probeWrite (id) {
+// May this token change notes? /api/me tells (a viewer's role), without touching any note.
+async function probeWrite () {
   const token = auth.token
   try {
-    await api('POST', `/notes/${encodeURIComponent(id)}/updates`, EMPTY_UPDATE)
-    if (token === auth.token) auth.canWrite = true
-  } catch (err) { /* 403: read-only; anything else: still unknown, asked again next time */ }
+    const me = await api('GET', '/me')
+    if (token === auth.token) auth.canWrite = me.can_write
+  } catch (err) { /* still unknown: asked again next time */ }
 }
 
 function socketOptions () {
