@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from persistence import notes
 from persistence.engine import Database
-from persistence.errors import NotFoundError, StoreError
+from persistence.errors import StoreError
 
 from .jobs import enqueue_compactions
 from .room import Room
@@ -135,16 +135,6 @@ class Persister:
                 room.log_rows += len(room.in_flight)
                 if self.compact_after and room.log_rows >= self.compact_after:
                     to_compact.append(room)
-                room.stored()
-                self._retry_delay.pop(room.note_id, None)
-            elif isinstance(error, NotFoundError):
-                # The note was deleted or purged meanwhile (its sockets are being closed):
-                # there is nowhere to store these, and retrying would never end.
-                log.warning(
-                    "note %s is gone; dropping %d updates not stored",
-                    room.note_id,
-                    len(room.in_flight),
-                )
                 room.stored()
                 self._retry_delay.pop(room.note_id, None)
             else:
