@@ -30,6 +30,8 @@ from .connection import Connection
 
 log = logging.getLogger("coscribe.room")
 
+EMPTY_UPDATE = b"\x00\x00"
+
 
 class NoteFull(Exception):
     """An update would grow the note past its size limit; it was not applied."""
@@ -189,7 +191,10 @@ class Room:
         # Called synchronously inside apply_update (and local edits): collect the doc's own
         # update, which holds exactly what changed. A duplicate or still-pending update yields
         # no transaction, so nothing is stored or broadcast twice.
-        self._captured.append(event.update)
+        # A transaction that changed nothing yields an empty update (b"\0\0"): for example an
+        # update whose items wait for missing ones. Nothing to store or send until they come.
+        if event.update != EMPTY_UPDATE:
+            self._captured.append(event.update)
 
     def _publish(self) -> None:
         captured, self._captured = self._captured, []
