@@ -125,7 +125,7 @@ class RoomRegistry:
 
     async def _open(self, note_id: str, create: bool) -> Room:
         try:
-            doc, log_rows, size = await asyncio.to_thread(self._load, note_id, create)
+            doc, log_rows, size, workspace_id = await asyncio.to_thread(self._load, note_id, create)
         except NoteUnavailable:
             raise
         except Exception as exc:
@@ -140,26 +140,27 @@ class RoomRegistry:
             on_dirty=self.persister.mark,
             size=size,
             max_bytes=self.settings.max_note_bytes,
+            workspace_id=workspace_id,
         )
         room.log_rows = log_rows
         self.rooms[note_id] = room
         log.debug("opened %r", room)
         return room
 
-    def _load(self, note_id: str, create: bool) -> tuple[pycrdt.Doc, int, int]:
+    def _load(self, note_id: str, create: bool) -> tuple[pycrdt.Doc, int, int, str]:
         """Runs in a worker thread. Creates the note first when allowed. Returns the doc, the
-        rows of its update log and its stored size in bytes."""
+        rows of its update log, its stored size in bytes and its workspace."""
         with self.db.begin() if create else self.db.read() as conn:
             note = notes.find_note(conn, note_id, include_deleted=True)
             if note is None or note["deleted_at"] is not None:
                 if note is not None or not create:
                     raise NoteUnavailable(closecodes.NOTE_NOT_FOUND, f"note {note_id} not found")
                 workspace = workspaces.ensure_default(conn)
-                notes.create_note(conn, workspace_id=workspace["id"], note_id=note_id)
+                note = notes.create_note(conn, workspace_id=workspace["id"], note_id=note_id)
             stored = notes.load_note(conn, note_id)
         updates = [update for _, update in stored.updates]
         size = len(stored.state or b"") + sum(map(len, updates))
-        return document.load(stored.state, updates), len(updates), size
+        return document.load(stored.state, updates), len(updates), size, note["workspace_id"]
 
     async def leave(self, room: Room, connection: Connection) -> None:
         room.leave(connection)

@@ -47,8 +47,10 @@ class Room:
         on_dirty: Callable[[Room], None],
         size: int = 0,
         max_bytes: int | None = None,
+        workspace_id: str | None = None,
     ) -> None:
         self.note_id = note_id
+        self.workspace_id = workspace_id  # a note never changes workspace
         self.doc = doc
         self.connections: set[Connection] = set()
         self.awareness = AwarenessStates(awareness_timeout_s)

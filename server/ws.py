@@ -153,7 +153,13 @@ async def _serve(
     except Refused as exc:
         return await _refuse(websocket, peer, closecodes.UNAUTHORIZED, str(exc))
 
-    refusal = await _admission(app.state.db, note_id, principal, settings.create_missing_notes)
+    live = registry.live(note_id)
+    if live is not None and live.workspace_id is not None:
+        # A live room's note exists and is not deleted (deleting closes the room), and a
+        # note never changes workspace: no need to ask the database.
+        refusal = None if principal.reaches(live.workspace_id) else closecodes.FORBIDDEN
+    else:
+        refusal = await _admission(app.state.db, note_id, principal, settings.create_missing_notes)
     if refusal is not None:
         return await _refuse(websocket, peer, refusal, f"{principal} on note {note_id}")
 
