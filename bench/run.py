@@ -421,6 +421,9 @@ def start_server(name: str, workdir: Path) -> RunningServer:
             COSCRIBE_MAX_CONNECTIONS_PER_NOTE="1000000",
             COSCRIBE_MAX_UPDATES_PER_S="1000000",
             COSCRIBE_UPDATE_BURST="1000000",
+            # The peer server logs warnings only (bench/peers/pycrdt_server.py): same here, or
+            # coscribe would format and write two request lines per connection it accepts.
+            COSCRIBE_LOG_LEVEL="warning",
         )
         cmd = [coscribe_binary(), "serve", "--host", "127.0.0.1", "--port", str(port)]
         prefix, wait = f"ws://127.0.0.1:{port}/ws/", _wait_health
