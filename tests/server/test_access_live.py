@@ -180,10 +180,10 @@ async def test_revoking_a_token_closes_its_sockets_within_seconds(secured):
     a = await synced(secured, "live", doomed)
     b = await synced(secured, "live", other)
     token_id = doomed.split("_")[1]
-    started = time.monotonic()
     assert token_id in secured.cli("token", "revoke", token_id)
+    revoked = time.monotonic()  # the revocation is committed once the command has returned
     assert await a.wait_closed(timeout=10) == closecodes.UNAUTHORIZED
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - revoked < 4  # the recheck runs every second here
     b.text.insert(0, "the other one stays")
     await asyncio.sleep(1.5)  # another round of checks
     assert b.close_code is None and b.ws.state.name == "OPEN"
