@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from persistence import migrate
 from persistence.config import DatabaseConfig, database_config_from_env
@@ -25,6 +26,13 @@ POSTGRES_URL = os.environ.get(
     "COSCRIBE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 DRIVERS = ["memory", "sqlite", "postgres"]
+
+# In CI every property and fuzz test runs the same examples each time (derandomize): a gate
+# must pass or fail for the change under test. Exploring new examples is what runs elsewhere
+# do, each with fresh random ones (and a blob to replay any failure).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile("ci" if IN_CI else "explore")
 
 
 def _postgres_unavailable() -> str | None:
