@@ -17,7 +17,6 @@ from crdt import document
 from persistence import notes
 from persistence.engine import Database
 from persistence.errors import StoreError
-from persistence.stores import workspaces
 
 from . import closecodes
 from .connection import Connection
@@ -59,14 +58,10 @@ class RoomRegistry:
 
     # --- join / leave ---------------------------------------------------------------------
 
-    async def join(
-        self, note_id: str, connection: Connection, *, create: bool | None = None
-    ) -> Room:
-        """Add a connection to the note's room, opening the room if needed. An unknown note
-        is created when `create` (default: the create_missing_notes setting) allows."""
-        if create is None:
-            create = self.settings.create_missing_notes
-        room = await self._acquire(note_id, create=create)
+    async def join(self, note_id: str, connection: Connection) -> Room:
+        """Add a connection to the note's room, opening the room if needed. The note must
+        exist: the websocket endpoint admits the connection (creating the note) first."""
+        room = await self._acquire(note_id)
         # Nothing awaits between the check and the join: the limit is exact.
         if len(room.connections) >= self.settings.max_connections_per_note:
             raise NoteUnavailable(closecodes.TRY_AGAIN_LATER, "too many connections to this note")
@@ -80,7 +75,7 @@ class RoomRegistry:
         Edits made through it reach connected editors at once and are stored by the same
         group commit as theirs. The note must exist: borrowing never creates one.
         """
-        room = await self._acquire(note_id, create=False)
+        room = await self._acquire(note_id)
         room.leases += 1
         try:
             yield room
@@ -89,13 +84,13 @@ class RoomRegistry:
             if room.idle:
                 await self._unload_if_idle(room)
 
-    async def _acquire(self, note_id: str, *, create: bool) -> Room:
+    async def _acquire(self, note_id: str) -> Room:
         while True:
             if self.closing:
                 raise NoteUnavailable(closecodes.GOING_AWAY, "server shutting down")
             room = self.rooms.get(note_id)
             if room is None:
-                room = await asyncio.shield(self._open_once(note_id, create))
+                room = await asyncio.shield(self._open_once(note_id))
             # The room may have been unloaded while we waited: use only the registered one.
             # Nothing awaits between this check and the caller attaching to the room.
             if self.rooms.get(note_id) is room:
@@ -115,17 +110,17 @@ class RoomRegistry:
             room.leave(connection)
         return len(connections)
 
-    def _open_once(self, note_id: str, create: bool) -> asyncio.Future[Room]:
+    def _open_once(self, note_id: str) -> asyncio.Future[Room]:
         future = self._opening.get(note_id)
         if future is None:
-            future = asyncio.ensure_future(self._open(note_id, create))
+            future = asyncio.ensure_future(self._open(note_id))
             self._opening[note_id] = future
             future.add_done_callback(lambda _: self._opening.pop(note_id, None))
         return future
 
-    async def _open(self, note_id: str, create: bool) -> Room:
+    async def _open(self, note_id: str) -> Room:
         try:
-            doc, log_rows, size, workspace_id = await asyncio.to_thread(self._load, note_id, create)
+            doc, log_rows, size, workspace_id = await asyncio.to_thread(self._load, note_id)
         except NoteUnavailable:
             raise
         except Exception as exc:
@@ -147,16 +142,13 @@ class RoomRegistry:
         log.debug("opened %r", room)
         return room
 
-    def _load(self, note_id: str, create: bool) -> tuple[pycrdt.Doc, int, int, str]:
-        """Runs in a worker thread. Creates the note first when allowed. Returns the doc, the
-        rows of its update log, its stored size in bytes and its workspace."""
-        with self.db.begin() if create else self.db.read() as conn:
-            note = notes.find_note(conn, note_id, include_deleted=True)
-            if note is None or note["deleted_at"] is not None:
-                if note is not None or not create:
-                    raise NoteUnavailable(closecodes.NOTE_NOT_FOUND, f"note {note_id} not found")
-                workspace = workspaces.ensure_default(conn)
-                note = notes.create_note(conn, workspace_id=workspace["id"], note_id=note_id)
+    def _load(self, note_id: str) -> tuple[pycrdt.Doc, int, int, str]:
+        """Runs in a worker thread. Returns the doc, the rows of its update log, its stored
+        size in bytes and its workspace."""
+        with self.db.read() as conn:
+            note = notes.find_note(conn, note_id)
+            if note is None:
+                raise NoteUnavailable(closecodes.NOTE_NOT_FOUND, f"note {note_id} not found")
             stored = notes.load_note(conn, note_id)
         updates = [update for _, update in stored.updates]
         size = len(stored.state or b"") + sum(map(len, updates))

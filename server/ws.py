@@ -143,7 +143,7 @@ async def _serve(
     note_id = websocket.path_params["note_id"]
     if held > settings.max_connections_per_address:
         return await _refuse(websocket, peer, closecodes.TRY_AGAIN_LATER, "too many sockets")
-    if not origin_allowed(websocket, settings.origins()):
+    if not origin_allowed(websocket, settings.origins):
         origin = websocket.headers.get("origin", "")[:200]
         return await _refuse(websocket, peer, closecodes.POLICY, f"origin {origin!r}")
     if not NOTE_ID.fullmatch(note_id):
@@ -179,7 +179,7 @@ async def _serve(
         principal=principal,
     )
     try:
-        room = await registry.join(note_id, connection, create=False)
+        room = await registry.join(note_id, connection)
     except NoteUnavailable as exc:
         log.info("%s: note %s unavailable: %s", peer, note_id, exc)
         await websocket.close(exc.code, str(exc)[:120])

@@ -48,13 +48,21 @@ async def rooms(db):
     await persister.stop()
 
 
+def new_note(db, note_id: str) -> None:
+    """Rooms open existing notes only (the websocket endpoint creates them)."""
+    with db.begin() as conn:
+        workspaces.ensure_default(conn)
+        notes.create_note(conn, workspace_id="default", note_id=note_id)
+
+
 def update(text: str) -> bytes:
     doc = pycrdt.Doc()
     doc.get("content", type=pycrdt.Text).insert(0, text)
     return doc.get_update()
 
 
-async def test_join_sends_step1_and_existing_awareness(rooms):
+async def test_join_sends_step1_and_existing_awareness(rooms, db):
+    new_note(db, "n1")
     first = Channel("n1", "first")
     room = await rooms.join("n1", first.connection)
     await eventually(lambda: first.frames, what="step1")
@@ -78,6 +86,7 @@ async def test_join_sends_step1_and_existing_awareness(rooms):
 
 
 async def test_a_room_is_never_unloaded_while_its_updates_are_unstored(rooms, db):
+    new_note(db, "fragile")
     channel = Channel("fragile", "editor")
     room = await rooms.join("fragile", channel.connection)
     # Take the note away under the room: storing its updates now fails.
@@ -102,6 +111,7 @@ async def test_a_room_is_never_unloaded_while_its_updates_are_unstored(rooms, db
 
 
 async def test_updates_are_stored_in_group_commits(rooms, db):
+    new_note(db, "batch")
     channel = Channel("batch", "writer")
     room = await rooms.join("batch", channel.connection)
     flushes_before = rooms.persister.stats.flushes
