@@ -69,18 +69,9 @@ async def authorize(call: Call) -> None:
         raise Problem(403, "this needs an admin token")
     if needed == "write" and not principal.can_write:
         raise Problem(403, "a viewer token can read but not change anything")
-    if principal.is_admin:
-        return
-    named = [(name, value) for name, value in call.path.items() if name in OWNERS]
-    if not named:
-        return
-
-    def owners(conn: sa.Connection) -> list[tuple[str, Any]]:
-        return [(name, workspace_of(conn, OWNERS[name][0], value)) for name, value in named]
-
-    for name, workspace in await call.read(owners):
-        if workspace is MISSING or not principal.reaches(workspace):
-            raise Problem(403, f"this token does not give access to this {OWNERS[name][1]}")
+    if not principal.is_admin:
+        named = [(OWNERS[name], value) for name, value in call.path.items() if name in OWNERS]
+        await _require_reach(call, named)
 
 
 def scope_workspace(call: Call, data: Any, where: str) -> None:
@@ -105,8 +96,7 @@ def scope_workspace(call: Call, data: Any, where: str) -> None:
 async def check_references(call: Call) -> None:
     """After validation: rows a body or query names (an assignee, a dependency, ...) must lie
     in the caller's workspace, else 403 — the same answer whether or not they exist."""
-    principal: Principal = call.principal
-    if principal.is_admin:
+    if call.principal.is_admin:
         return
     named = []
     for model in (call.query, call.body):
@@ -115,13 +105,20 @@ async def check_references(call: Call) -> None:
         for name in model.model_fields_set & REFERENCES.keys():
             value = getattr(model, name)
             if isinstance(value, str):
-                named.append((name, value))
+                named.append((REFERENCES[name], value))
+    await _require_reach(call, named)
+
+
+async def _require_reach(call: Call, named: list[tuple[tuple[sa.Table, str], str]]) -> None:
+    """Each ((table, what), id) must be a row in a workspace the caller reaches; else 403,
+    with one message whether the row is elsewhere or nowhere."""
     if not named:
         return
 
     def owners(conn: sa.Connection) -> list[tuple[str, Any]]:
-        return [(name, workspace_of(conn, REFERENCES[name][0], value)) for name, value in named]
+        return [(what, workspace_of(conn, table, row_id)) for (table, what), row_id in named]
 
-    for name, workspace in await call.read(owners):
+    principal: Principal = call.principal
+    for what, workspace in await call.read(owners):
         if workspace is MISSING or not principal.reaches(workspace):
-            raise Problem(403, f"this token does not give access to this {REFERENCES[name][1]}")
+            raise Problem(403, f"this token does not give access to this {what}")
