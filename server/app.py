@@ -86,14 +86,14 @@ def create_app(settings: Settings, db: Database) -> Starlette:
             await persister.stop()
 
     middleware = [Middleware(GZipMiddleware, minimum_size=500)]
-    if settings.cors():
+    if settings.cors:
         # Off unless configured: a page of another origin must not read the API with a
         # visitor's stored token. Tokens travel in a header, never in cookies.
         middleware.insert(
             0,
             Middleware(
                 CORSMiddleware,
-                allow_origins=settings.cors(),
+                allow_origins=settings.cors,
                 allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type"],
                 max_age=600,

@@ -7,6 +7,7 @@ the two in step. Command-line options of `coscribe serve` override the environme
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -120,9 +121,12 @@ class Settings:
         10, "On SIGTERM, how long to wait for connections to close and rooms to flush."
     )
 
+    # Parsed once: the websocket endpoint checks the origins on every connection.
+    @functools.cached_property
     def origins(self) -> frozenset[str]:
         return _origins(self.allowed_origins)
 
+    @functools.cached_property
     def cors(self) -> list[str]:
         return sorted(_origins(self.cors_origins))
 
