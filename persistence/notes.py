@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -123,6 +123,14 @@ def find_note(conn: sa.Connection, note_id: str, include_deleted: bool = False) 
         query = query.where(notes.c.deleted_at.is_(None))
     row = conn.execute(query).mappings().first()
     return None if row is None else dict(row)
+
+
+def existing_ids(conn: sa.Connection, note_ids: Iterable[str]) -> set[str]:
+    """Which of these notes exist and are not deleted."""
+    query = sa.select(notes.c.id).where(
+        notes.c.id.in_(sorted(set(note_ids))), notes.c.deleted_at.is_(None)
+    )
+    return set(conn.execute(query).scalars())
 
 
 def get_note(conn: sa.Connection, note_id: str, include_deleted: bool = False) -> Row:

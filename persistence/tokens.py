@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from . import schema
 from .errors import InvalidError, NotFoundError
+from .stores import workspaces
 from .stores.base import Row, as_now
 
 ROLES = ("admin", "editor", "viewer")
@@ -64,7 +65,7 @@ def issue(
         raise InvalidError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
     if workspace is None and role != "admin":
         raise InvalidError(f"a {role} token needs a workspace")
-    workspace_id = None if workspace is None else resolve_workspace(conn, workspace)
+    workspace_id = None if workspace is None else workspaces.resolve(conn, workspace)
     if expires_at is not None and expires_at <= now:
         raise InvalidError("the expiry is in the past")
     if len(name) > 200:
@@ -83,18 +84,6 @@ def issue(
     }
     conn.execute(_tokens.insert().values(**row))
     return Issued(_public(row), token)
-
-
-def resolve_workspace(conn: sa.Connection, workspace: str) -> str:
-    """A workspace id, from an id or a slug."""
-    found = conn.execute(
-        sa.select(schema.workspaces.c.id).where(
-            sa.or_(schema.workspaces.c.id == workspace, schema.workspaces.c.slug == workspace)
-        )
-    ).first()
-    if found is None:
-        raise NotFoundError(f"workspace {workspace!r} not found")
-    return found[0]
 
 
 def parse(token: str) -> str | None:

@@ -49,12 +49,15 @@ class Connection:
         # Awareness client ids this connection announced; removed when it leaves.
         self.client_ids: set[int] = set()
         self.principal = principal
-        # A viewer receives the note and awareness; the updates it sends are dropped.
-        self.read_only = not principal.can_write
         self.dropped_updates = 0
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer} note={self.note_id}>"
+
+    @property
+    def read_only(self) -> bool:
+        """A viewer receives the note and awareness; the updates it sends are dropped."""
+        return not self.principal.can_write
 
     def start(self) -> None:
         self._writer = asyncio.get_running_loop().create_task(

@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import sqlalchemy as sa
-
-from persistence import schema, tokens
+from persistence import notes, tokens
 from persistence.engine import Database
 
 from . import closecodes
@@ -76,14 +74,5 @@ class SessionWatch:
         return closed
 
     def _lookup(self, token_ids: set[str], note_ids: list[str]) -> tuple[set[str], set[str]]:
-        notes = schema.notes
         with self.db.read() as conn:
-            active = tokens.active_ids(conn, token_ids)
-            existing = set(
-                conn.execute(
-                    sa.select(notes.c.id).where(
-                        notes.c.id.in_(note_ids), notes.c.deleted_at.is_(None)
-                    )
-                ).scalars()
-            )
-        return active, existing
+            return tokens.active_ids(conn, token_ids), notes.existing_ids(conn, note_ids)

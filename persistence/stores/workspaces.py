@@ -65,6 +65,16 @@ def create(
     return _workspaces.create(conn, values, entity_id=id)
 
 
+def resolve(conn: sa.Connection, workspace: str) -> str:
+    """A workspace's id, from its id or its slug (what people type on a command line)."""
+    table = schema.workspaces
+    query = sa.select(table.c.id).where(sa.or_(table.c.id == workspace, table.c.slug == workspace))
+    found = conn.execute(query).first()
+    if found is None:
+        raise NotFoundError(f"workspace {workspace!r} not found")
+    return found[0]
+
+
 def get_by_slug(conn: sa.Connection, slug: str) -> Row:
     slug = _workspaces.fields["slug"]("workspace slug", slug)
     row = conn.execute(sa.select(schema.workspaces).where(schema.workspaces.c.slug == slug))
