@@ -56,7 +56,6 @@ $('user-color').addEventListener('input', (e) => {
 // ---------------------------------------------------------------- access token
 
 const TOKEN_KEY = 'coscribe.token'
-// An empty Yjs update (no structs, no deletions): applying it changes nothing.
 const auth = {
   token: localStorage.getItem(TOKEN_KEY) || null,
   // Set while the page shows the access panel instead of the notes:
@@ -237,10 +236,7 @@ async function api (method, path, body) {
   const headers = {}
   if (token) headers.Authorization = `Bearer ${token}`
   let payload
-  if (body instanceof Uint8Array) {
-    headers['Content-Type'] = 'application/octet-stream'
-    payload = body
-  } else if (body !== undefined) {
+  if (body !== undefined) {
     headers['Content-Type'] = 'application/json'
     payload = JSON.stringify(body)
   }
