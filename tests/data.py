@@ -1,27 +1,26 @@
-"""The shared test data (editing traces, Yjs updates), found beside the repository.
+"""The test data the repository carries (editing traces, Yjs updates) in tests/fixtures/.
 
-CI and developers have `shared/` next to the checkout; COSCRIBE_SHARED_DATA points elsewhere.
+Its README there gives each file's origin and licence (the traces CC BY 4.0, the yrs input MIT).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("COSCRIBE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-TRACES = SHARED_DATA / "editing-traces" / "sequential_traces"
+FIXTURES = ROOT / "tests" / "fixtures"
+TRACES = FIXTURES / "editing-traces" / "sequential_traces"
 
 
 def data_file(relative: str) -> Path:
-    """A file of the shared data; a missing one fails the test (the data is part of the setup)."""
-    path = SHARED_DATA / relative
+    """A file of tests/fixtures; a missing one fails the test (the repository carries it)."""
+    path = FIXTURES / relative
     if not path.is_file():
-        pytest.fail(f"test data {path} is missing (set COSCRIBE_SHARED_DATA to its folder)")
+        pytest.fail(f"test data {path} is missing from the checkout")
     return path
 
 

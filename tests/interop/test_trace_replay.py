@@ -14,7 +14,6 @@ import gzip
 import json
 import signal
 import time
-from pathlib import Path
 
 import httpx
 import pycrdt
@@ -22,11 +21,12 @@ import pytest
 
 from crdt.document import random_client_id
 from crdt.protocol import SyncUpdate, decode_state_vector
+from tests.data import FIXTURES
 from tests.live_server import LiveServer
 from tests.node_peer import NodePeer, require_node
 from tests.yclient import YClient, eventually
 
-TRACE = Path("/work/shared/data/editing-traces/sequential_traces/automerge-paper.json.gz")
+TRACE = FIXTURES / "editing-traces" / "sequential_traces" / "automerge-paper.json.gz"
 BATCH = 1000  # patches per transaction, i.e. per update frame
 NOTE = "automerge-paper"
 
