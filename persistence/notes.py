@@ -55,6 +55,7 @@ class StoredNote:
     """What load reads: the newest snapshot (if any) and every update after it, by seq."""
 
     note_id: str
+    workspace_id: str
     state: bytes | None
     through_seq: int
     updates: list[tuple[int, bytes]]
@@ -449,6 +450,7 @@ def load_note(conn: sa.Connection, note_id: str, include_deleted: bool = False) 
     snapshot, log = _read_log(conn, note_id)
     return StoredNote(
         note_id=note_id,
+        workspace_id=note["workspace_id"],
         state=None if snapshot is None else snapshot["state"],
         through_seq=0 if snapshot is None else snapshot["through_seq"],
         updates=log,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,41 +19,57 @@ from persistence import migrate
 from persistence.engine import Database
 
 from . import rest, web
-from .auth import Authenticator
 from .jobs import ensure_builtin_schedules
-from .persister import Persister
-from .registry import RoomRegistry
 from .rest import problems
-from .sessions import SessionWatch
+from .services import Services, services
 from .settings import Settings
-from .worker import Worker
-from .ws import Addresses, note_socket
+from .ws import note_socket
 
 
 async def health(request: Request) -> JSONResponse:
-    state = request.app.state
-    rooms: RoomRegistry = state.rooms
-    persister: Persister = state.persister
-    return JSONResponse(
-        {
-            "status": "ok",
-            "database": state.db.driver,
-            "auth": state.settings.auth,
-            "rooms": len(rooms.rooms),
-            "connections": sum(len(room.connections) for room in rooms.rooms.values()),
-            "sockets": sum(state.addresses.open.values()),
-            "loads": rooms.stats.loads,
-            "unloads": rooms.stats.unloads,
-            "stored_updates": persister.stats.updates,
-            "flushes": persister.stats.flushes,
-            "jobs_completed": request.app.state.worker.completed,
-            "jobs_failed": request.app.state.worker.failed,
-        }
-    )
+    """Liveness, readiness and the counters an operator looks at first. Always 200 while
+    the process serves: /health/ready is the one to route traffic by."""
+    return JSONResponse(_health(services(request.app)))
+
+
+async def live(request: Request) -> JSONResponse:
+    return JSONResponse({"live": True})
+
+
+async def ready(request: Request) -> JSONResponse:
+    """200 when the database takes writes, else 503 (with what is known about why)."""
+    report = _health(services(request.app))
+    return JSONResponse(report, status_code=200 if report["ready"] else 503)
+
+
+def _health(app: Services) -> dict[str, Any]:
+    rooms, persister = app.rooms, app.persister
+    ready = app.health.ok and not rooms.closing
+    return {
+        "status": "ok" if ready else "degraded",
+        "live": True,
+        "ready": ready,
+        "database": {"driver": app.db.driver, **app.health.as_dict()},
+        "auth": app.settings.auth,
+        "rooms": len(rooms.rooms),
+        "connections": sum(len(room.connections) for room in rooms.rooms.values()),
+        "sockets": sum(app.addresses.open.values()),
+        "loads": rooms.stats.loads,
+        "unloads": rooms.stats.unloads,
+        "load_failures": rooms.stats.load_failures,
+        "stored_updates": persister.stats.updates,
+        "flushes": persister.stats.flushes,
+        "unsaved_rooms": persister.unsaved_notes,
+        "unsaved_updates": persister.unsaved_updates,
+        "failed_writes": app.health.failed_writes,
+        "jobs_completed": app.worker.completed,
+        "jobs_failed": app.worker.failed,
+    }
 
 
 def create_app(settings: Settings, db: Database) -> Starlette:
     """The application over an open Database whose schema is already prepared."""
+    app_services = Services.build(settings, db)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -60,30 +77,11 @@ def create_app(settings: Settings, db: Database) -> Starlette:
         # means never serves from a stale schema.
         migrate.ensure_current(db)
         await asyncio.to_thread(ensure_builtin_schedules, db, settings)
-        worker = Worker(db, settings)
-        persister = Persister(
-            db,
-            window_s=settings.flush_window_ms / 1000,
-            retry_max_s=settings.flush_retry_max_ms / 1000,
-            compact_after=settings.compact_after_updates,
-            on_compaction_queued=worker.wake,
-        )
-        rooms = RoomRegistry(db, settings, persister)
-        watch = SessionWatch(db, rooms, settings.auth_recheck_s)
-        app.state.persister = persister
-        app.state.rooms = rooms
-        app.state.worker = worker
-        persister.start()
-        rooms.start()
-        worker.start()
-        watch.start()
+        app_services.start()
         try:
             yield
         finally:
-            await watch.stop()
-            await worker.stop()
-            await rooms.shutdown(settings.shutdown_timeout_s)
-            await persister.stop()
+            await app_services.stop()
 
     middleware = [Middleware(GZipMiddleware, minimum_size=500)]
     if settings.cors:
@@ -102,6 +100,8 @@ def create_app(settings: Settings, db: Database) -> Starlette:
     app = Starlette(
         routes=[
             Route("/health", health),
+            Route("/health/live", live),
+            Route("/health/ready", ready),
             WebSocketRoute("/ws/{note_id:path}", note_socket),
             *rest.routes(),
             *web.routes(),
@@ -110,8 +110,5 @@ def create_app(settings: Settings, db: Database) -> Starlette:
         exception_handlers=problems.HANDLERS,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.db = db
-    app.state.auth = Authenticator(db, enabled=settings.auth)
-    app.state.addresses = Addresses()
+    app.state.services = app_services
     return app

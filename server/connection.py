@@ -44,6 +44,7 @@ class Connection:
         self._queued_bytes = 0
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
         self.close_code: int | None = None
         self.closed = asyncio.Event()
         # Awareness client ids this connection announced; removed when it leaves.
@@ -98,7 +99,8 @@ class Connection:
         if self.close_code is not None:
             return
         self.close_code = code
-        asyncio.get_running_loop().create_task(
+        # Kept, so the task is not garbage-collected mid-close; _finish never raises.
+        self._closing = asyncio.get_running_loop().create_task(
             self._finish(code, reason), name=f"close {self.peer}"
         )
 
@@ -123,8 +125,10 @@ class Connection:
                 writer.cancel()
                 await asyncio.gather(writer, return_exceptions=True)
             await self._close(code, reason or closecodes.REASONS.get(code, ""))
-        except (OSError, RuntimeError) as exc:  # the socket went away first
-            log.debug("closing %r: %s", self, exc)
+        except Exception:
+            # The client went away first (the server's socket layer says so with its own
+            # exception types): nothing is left to close, and nobody to tell.
+            log.debug("closing %r: the socket was already gone", self, exc_info=True)
         finally:
             self._queue.clear()
             self._queued_bytes = 0

@@ -1,31 +1,42 @@
-"""Group commit of the update log.
+"""Persister: the sink that stores what rooms' documents changed, by group commit.
 
-Rooms hand their new updates over by marking themselves dirty. One flusher task waits a short
-window for more to arrive, then stores every dirty room's batch in ONE transaction (a savepoint
-per note, so one bad note cannot sink the others). SQLite has a single writer, so one
-transaction per window is both the fastest and the fairest way to share it. A room is in at
-most one batch at a time, which keeps each note's updates in order. A failed batch goes back
-to its room and is retried with backoff; the room stays dirty, and a dirty room is never
-unloaded.
+Rooms publish each update here (synchronously, on the loop). One flusher task waits a short
+window for more to arrive, then stores every waiting note's updates in ONE transaction (with a
+per-note fallback, so one bad note cannot sink the others). SQLite has a single writer, so one
+transaction per window is both the fastest and the fairest way to share it. A note is in at
+most one batch at a time, which keeps its updates in order.
+
+The persister owns everything about storing: what is pending, what is in flight, how long each
+note's log is (to queue compactions), and each note's retry backoff. A failed write goes back
+to the front of its note's queue and is retried after a delay that doubles up to a ceiling;
+edits arriving meanwhile join the queue but do not trigger attempts, so an outage costs one
+attempt per backoff step, and two log lines per note (failing, recovered). A note with
+anything unstored is "dirty", and the registry never unloads a dirty room.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from persistence import notes
 from persistence.engine import Database
-from persistence.errors import StoreError
+from persistence.errors import NotFoundError, StoreError
 
+from .health import StorageHealth
 from .jobs import enqueue_compactions
 from .room import Room
 
 log = logging.getLogger("coscribe.persister")
+
+FIRST_RETRY_S = 0.1
+# Errors a write may meet that say something about the database, not about our code.
+STORAGE_ERRORS = (SQLAlchemyError, StoreError, OSError)
 
 
 @dataclass
@@ -33,7 +44,26 @@ class Stats:
     flushes: int = 0
     updates: int = 0
     bytes: int = 0
-    failures: int = 0
+    failures: int = 0  # failed write attempts, counted per note
+    dropped: int = 0  # updates of deleted notes, dropped
+
+
+@dataclass
+class _Log:
+    """One note's unstored updates and retry state."""
+
+    note_id: str
+    pending: list[bytes] = field(default_factory=list)
+    in_flight: list[bytes] = field(default_factory=list)
+    rows: int = 0  # rows in its stored update log (after its snapshot)
+    delay: float = 0.0  # current backoff step; 0 when the last write worked
+    retrying: bool = False  # a retry is scheduled: new updates wait for it
+    failed_at: float = 0.0  # monotonic time of the first failure of the current outage
+    attempts: int = 0  # failed attempts in the current outage
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.pending or self.in_flight)
 
 
 class Persister:
@@ -44,52 +74,105 @@ class Persister:
         window_s: float,
         retry_max_s: float,
         compact_after: int = 0,
+        health: StorageHealth | None = None,
         on_compaction_queued: Callable[[], None] | None = None,
+        on_note_gone: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
-        self.compact_after = compact_after
-        self._on_compaction_queued = on_compaction_queued
         self.window_s = window_s
         self.retry_max_s = retry_max_s
+        self.compact_after = compact_after
+        self.health = health or StorageHealth()
+        self.on_compaction_queued = on_compaction_queued
+        self.on_note_gone = on_note_gone
         self.stats = Stats()
-        self._dirty: dict[str, Room] = {}
-        self._retry_delay: dict[str, float] = {}
+        self._logs: dict[str, _Log] = {}
+        self._ready: set[str] = set()  # notes with pending updates and no retry scheduled
+        self._busy = False  # a batch is being written
         self._wake = asyncio.Event()
         self._urgent = False
         self._cycle = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
-        self._busy: list[Room] = []  # rooms whose batch is being written
-        self._waiting_retry: set[Room] = set()
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="persister")
+    # --- the sink ---------------------------------------------------------------------------
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+    def publish(self, room: Room, update: bytes) -> None:
+        entry = self._logs.get(room.note_id)
+        if entry is None:
+            entry = self._logs[room.note_id] = _Log(room.note_id)
+        entry.pending.append(update)
+        if not entry.retrying:
+            self._ready.add(room.note_id)
+            self._wake.set()
 
-    def mark(self, room: Room) -> None:
-        """A room has pending updates (called from Room, synchronously)."""
-        self._waiting_retry.discard(room)
-        self._dirty[room.note_id] = room
-        self._wake.set()
+    # --- bookkeeping the registry asks about -------------------------------------------------
 
-    async def flush(self, room: Room | None = None, timeout: float | None = None) -> bool:
-        """Wait until `room` (or every room) has nothing unstored. False on timeout."""
+    def track(self, note_id: str, log_rows: int) -> None:
+        """A note was loaded: its stored log holds log_rows rows."""
+        entry = self._logs.get(note_id)
+        if entry is None:
+            self._logs[note_id] = _Log(note_id, rows=log_rows)
+        else:
+            entry.rows = log_rows
 
-        rooms = [room] if room is not None else None
+    def forget(self, note_id: str) -> None:
+        """A room was unloaded: drop a clean note's bookkeeping."""
+        entry = self._logs.get(note_id)
+        if entry is not None and not entry.dirty:
+            del self._logs[note_id]
 
-        def unstored() -> list[Room]:
-            candidates = rooms or [*self._dirty.values(), *self._busy, *self._waiting_retry]
-            return [r for r in candidates if r.dirty]
+    def dirty(self, note_id: str) -> bool:
+        entry = self._logs.get(note_id)
+        return entry is not None and entry.dirty
+
+    @property
+    def unsaved_notes(self) -> int:
+        return sum(1 for entry in self._logs.values() if entry.dirty)
+
+    @property
+    def unsaved_updates(self) -> int:
+        return sum(len(e.pending) + len(e.in_flight) for e in self._logs.values())
+
+    @property
+    def failing_notes(self) -> int:
+        return sum(1 for entry in self._logs.values() if entry.attempts)
+
+    # --- running ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The flusher: runs until cancelled, and never dies of an error."""
+        while True:
+            await self._wake.wait()
+            if not self._urgent:
+                await asyncio.sleep(self.window_s)  # let the batch fill up
+            self._wake.clear()
+            self._urgent = False
+            batch = [self._logs[n] for n in self._ready if n in self._logs]
+            self._ready.clear()
+            batch = [entry for entry in batch if entry.pending and not entry.in_flight]
+            if batch:
+                try:
+                    await self._flush(batch)
+                except Exception:  # a bug, not the database: keep the updates, keep going
+                    log.exception("storing a batch of %d notes failed unexpectedly", len(batch))
+                    for entry in batch:
+                        self._failed(entry, "internal error")
+            async with self._cycle:
+                self._cycle.notify_all()
+
+    async def flush(self, note_id: str | None = None, timeout: float | None = None) -> bool:
+        """Wait until the note (or every note) has nothing unstored. False on timeout."""
+
+        def unstored() -> list[_Log]:
+            if note_id is not None:
+                entry = self._logs.get(note_id)
+                return [entry] if entry is not None and entry.dirty else []
+            return [entry for entry in self._logs.values() if entry.dirty]
 
         async def wait() -> None:
             async with self._cycle:
                 while waiting := unstored():
-                    # Skip the batching window, but not a failed room's retry backoff.
-                    if any(r.note_id in self._dirty for r in waiting):
+                    # Skip the batching window, but never a failing note's backoff.
+                    if any(e.note_id in self._ready for e in waiting) or self._busy:
                         self._urgent = True
                         self._wake.set()
                     await self._cycle.wait()
@@ -101,62 +184,34 @@ class Persister:
             return False
         return True
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            if not self._urgent:
-                await asyncio.sleep(self.window_s)  # let the batch fill up
-            self._wake.clear()
-            self._urgent = False
-            rooms = [room for room in self._dirty.values() if room.pending and not room.in_flight]
-            self._dirty = {k: r for k, r in self._dirty.items() if r not in rooms}
-            if rooms:
-                await self._flush(rooms)
-            async with self._cycle:
-                self._cycle.notify_all()
-
-    async def _flush(self, rooms: list[Room]) -> None:
-        batch = {room.note_id: room.take_pending() for room in rooms}
-        self._busy = rooms
+    async def _flush(self, batch: list[_Log]) -> None:
+        writes = {}
+        for entry in batch:
+            entry.in_flight, entry.pending = entry.pending, []
+            writes[entry.note_id] = entry.in_flight
+        self._busy = True
         try:
-            failures = await asyncio.to_thread(self._write, batch)
-        except Exception as exc:
-            log.exception("storing %d notes failed", len(batch))
-            failures = {note_id: exc for note_id in batch}
+            failures = await asyncio.to_thread(self._write, writes)
         finally:
-            self._busy = []
+            self._busy = False
         self.stats.flushes += 1
         to_compact = []
-        for room in rooms:
-            error = failures.get(room.note_id)
+        for entry in batch:
+            error = failures.get(entry.note_id)
             if error is None:
-                self.stats.updates += len(room.in_flight)
-                self.stats.bytes += sum(map(len, room.in_flight))
-                room.log_rows += len(room.in_flight)
-                if self.compact_after and room.log_rows >= self.compact_after:
-                    to_compact.append(room)
-                room.stored()
-                self._retry_delay.pop(room.note_id, None)
+                self._stored(entry)
+                if self.compact_after and entry.rows >= self.compact_after:
+                    to_compact.append(entry)
+            elif isinstance(error, NotFoundError):
+                self._gone(entry)
             else:
-                self.stats.failures += 1
-                room.store_failed()
-                self._retry_later(room, str(error))
+                self._failed(entry, error)
+        if len(failures) < len(batch):
+            self.health.succeeded()
         if to_compact:
             await self._queue_compactions(to_compact)
 
-    async def _queue_compactions(self, rooms: list[Room]) -> None:
-        try:
-            await asyncio.to_thread(enqueue_compactions, self.db, [r.note_id for r in rooms])
-        except Exception:
-            # Not urgent: the threshold is checked again at the next flush.
-            log.exception("queueing compactions failed")
-            return
-        for room in rooms:
-            room.log_rows = 0  # the job will fold them into a snapshot
-        if self._on_compaction_queued is not None:
-            self._on_compaction_queued()
-
-    def _write(self, batch: dict[str, list[bytes]]) -> dict[str, Exception]:
+    def _write(self, batch: dict[str, list[bytes]]) -> dict[str, BaseException]:
         """Runs in a worker thread: one transaction with two statements for the whole batch.
 
         If the batch as a whole fails, it is written again note by note, each in a savepoint,
@@ -164,21 +219,98 @@ class Persister:
         try:
             with self.db.begin() as conn:
                 return dict(notes.append_batch(conn, batch))
-        except (SQLAlchemyError, StoreError) as exc:
-            log.warning("batch of %d notes failed (%s); storing them one by one", len(batch), exc)
-        failed = {}
-        with self.db.begin() as conn:
-            for note_id, updates in batch.items():
-                try:
-                    with conn.begin_nested():
-                        notes.append_updates(conn, note_id, updates)
-                except (SQLAlchemyError, StoreError) as exc:
-                    failed[note_id] = exc
+        except STORAGE_ERRORS as exc:
+            if len(batch) == 1:
+                return {note_id: exc for note_id in batch}
+            log.debug("batch of %d notes failed (%s); storing them one by one", len(batch), exc)
+        failed: dict[str, BaseException] = {}
+        try:
+            with self.db.begin() as conn:
+                for note_id, updates in batch.items():
+                    try:
+                        with conn.begin_nested():
+                            notes.append_updates(conn, note_id, updates)
+                    except STORAGE_ERRORS as exc:
+                        failed[note_id] = exc
+        except STORAGE_ERRORS as exc:  # the transaction itself (connect, commit) failed
+            return {note_id: exc for note_id in batch}
         return failed
 
-    def _retry_later(self, room: Room, error: str) -> None:
-        delay = min(self._retry_delay.get(room.note_id, 0.05) * 2, self.retry_max_s)
-        self._retry_delay[room.note_id] = delay
-        log.error("storing note %s failed (%s); retrying in %.2fs", room.note_id, error, delay)
-        self._waiting_retry.add(room)
-        asyncio.get_running_loop().call_later(delay, self.mark, room)
+    # --- outcomes -------------------------------------------------------------------------------
+
+    def _stored(self, entry: _Log) -> None:
+        self.stats.updates += len(entry.in_flight)
+        self.stats.bytes += sum(map(len, entry.in_flight))
+        entry.rows += len(entry.in_flight)
+        if entry.attempts:
+            log.warning(
+                "note %s: storing recovered after %d failed attempts in %.1fs; %d updates stored",
+                entry.note_id,
+                entry.attempts,
+                time.monotonic() - entry.failed_at,
+                len(entry.in_flight),
+            )
+        entry.in_flight = []
+        entry.delay = 0.0
+        entry.attempts = 0
+
+    def _failed(self, entry: _Log, error: BaseException | str) -> None:
+        """Put the updates back in order and retry after the note's next backoff step."""
+        self.stats.failures += 1
+        self.health.failed(error)
+        # Keep the order: what was in flight goes back before anything newer.
+        entry.pending = entry.in_flight + entry.pending
+        entry.in_flight = []
+        if not entry.attempts:
+            entry.failed_at = time.monotonic()
+            expected = isinstance(error, (str, *STORAGE_ERRORS))
+            log.warning(
+                "note %s: storing failing (%s); %d updates kept in memory, retrying with "
+                "backoff up to %gs",
+                entry.note_id,
+                _first_line(error),
+                len(entry.pending),
+                self.retry_max_s,
+                exc_info=None if expected else error,  # type: ignore[arg-type]
+            )
+        entry.attempts += 1
+        entry.delay = min(max(entry.delay * 2, FIRST_RETRY_S), self.retry_max_s)
+        entry.retrying = True
+        self._ready.discard(entry.note_id)  # edits that came during the write wait too
+        asyncio.get_running_loop().call_later(entry.delay, self._retry, entry.note_id)
+
+    def _retry(self, note_id: str) -> None:
+        entry = self._logs.get(note_id)
+        if entry is None:
+            return
+        entry.retrying = False
+        if entry.pending:
+            self._ready.add(note_id)
+            self._wake.set()
+
+    def _gone(self, entry: _Log) -> None:
+        """The note was deleted (or purged) while edits waited: nobody can store them."""
+        dropped = len(entry.in_flight) + len(entry.pending)
+        self.stats.dropped += dropped
+        log.warning("note %s was deleted: dropping %d unsaved updates", entry.note_id, dropped)
+        entry.in_flight, entry.pending = [], []
+        entry.attempts = 0
+        if self.on_note_gone is not None:
+            self.on_note_gone(entry.note_id)
+
+    async def _queue_compactions(self, entries: list[_Log]) -> None:
+        try:
+            await asyncio.to_thread(enqueue_compactions, self.db, [e.note_id for e in entries])
+        except STORAGE_ERRORS as exc:
+            # Not urgent: the threshold is checked again at the next flush.
+            log.warning("queueing compactions failed: %s", _first_line(exc))
+            return
+        for entry in entries:
+            entry.rows = 0  # the job will fold them into a snapshot
+        if self.on_compaction_queued is not None:
+            self.on_compaction_queued()
+
+
+def _first_line(error: BaseException | str) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__

@@ -1,6 +1,7 @@
 """RoomRegistry: the live rooms. Opens each note once however many connections race for it,
 loads it from storage before anything is synced, and unloads it when the last connection has
-left and everything it received is stored.
+left and everything it received is stored. Server-side edits (REST, restore) go through
+``edit``, which waits for storage for at most ``storage_wait_s``.
 """
 
 from __future__ import annotations
@@ -8,21 +9,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pycrdt
+from sqlalchemy.exc import SQLAlchemyError
 
 from crdt import document
 from persistence import notes
 from persistence.engine import Database
-from persistence.errors import StoreError
+from persistence.errors import NotFoundError, StoreError
 
 from . import closecodes
 from .connection import Connection
+from .health import StorageUnavailable
+from .loops import Failures
 from .persister import Persister
-from .room import Room
+from .room import BROADCAST, Room
 from .settings import Settings
+
+T = TypeVar("T")
 
 log = logging.getLogger("coscribe.registry")
 
@@ -49,12 +56,9 @@ class RoomRegistry:
         self.persister = persister
         self.rooms: dict[str, Room] = {}
         self.stats = Stats()
+        self._tick_failures = Failures(log, "the room ticker")
         self._opening: dict[str, asyncio.Future[Room]] = {}
-        self._ticker: asyncio.Task[None] | None = None
         self.closing = False
-
-    def start(self) -> None:
-        self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="room ticker")
 
     # --- join / leave ---------------------------------------------------------------------
 
@@ -83,6 +87,28 @@ class RoomRegistry:
             room.leases -= 1
             if room.idle:
                 await self._unload_if_idle(room)
+
+    async def edit(self, note_id: str, change: Callable[[Room], T]) -> T:
+        """Run change(room) on the note's live room, then wait until what it changed is stored.
+
+        The one path for server-side edits. Raises StorageUnavailable when storing takes
+        longer than ``storage_wait_s``: the change stays in the room, reaches every editor,
+        and is stored when the database takes writes again.
+        """
+        async with self.borrow(note_id) as room:
+            result = change(room)
+            await self.stored(note_id)
+            return result
+
+    async def stored(self, note_id: str) -> None:
+        """Wait until everything the note's room changed is stored (a version, a delete
+        need it), for at most ``storage_wait_s``; StorageUnavailable after that."""
+        if not await self.persister.flush(note_id, timeout=self.settings.storage_wait_s):
+            raise StorageUnavailable(
+                f"note {note_id}: the change is applied but not stored yet (storage is "
+                "failing); it is kept and will be stored",
+                retry_after_s=self.settings.storage_wait_s,
+            )
 
     async def _acquire(self, note_id: str) -> Room:
         while True:
@@ -120,39 +146,43 @@ class RoomRegistry:
 
     async def _open(self, note_id: str) -> Room:
         try:
-            doc, log_rows, size, workspace_id = await asyncio.to_thread(self._load, note_id)
-        except NoteUnavailable:
-            raise
+            stored = await asyncio.to_thread(self._read, note_id)
+        except NotFoundError:
+            raise NoteUnavailable(closecodes.NOTE_NOT_FOUND, f"note {note_id} not found") from None
+        except (SQLAlchemyError, StoreError, OSError) as exc:
+            self.stats.load_failures += 1
+            self.persister.health.failed(exc, write=False)
+            log.warning("loading note %s failed: %s", note_id, str(exc).splitlines()[0][:300])
+            raise NoteUnavailable(closecodes.INTERNAL, "the note could not be loaded") from exc
+        try:
+            doc = await asyncio.to_thread(self._build, stored)
         except Exception as exc:
             self.stats.load_failures += 1
-            log.exception("loading note %s failed", note_id)
+            log.exception("note %s: its stored content does not load", note_id)
             raise NoteUnavailable(closecodes.INTERNAL, "the note could not be loaded") from exc
         self.stats.loads += 1
         room = Room(
             note_id,
             doc,
             awareness_timeout_s=self.settings.awareness_timeout_s,
-            on_dirty=self.persister.mark,
-            size=size,
+            sinks=(BROADCAST, self.persister),
+            size=len(stored.state or b"") + sum(len(update) for _, update in stored.updates),
             max_bytes=self.settings.max_note_bytes,
-            workspace_id=workspace_id,
+            workspace_id=stored.workspace_id,
         )
-        room.log_rows = log_rows
+        self.persister.track(note_id, log_rows=len(stored.updates))
         self.rooms[note_id] = room
         log.debug("opened %r", room)
         return room
 
-    def _load(self, note_id: str) -> tuple[pycrdt.Doc, int, int, str]:
-        """Runs in a worker thread. Returns the doc, the rows of its update log, its stored
-        size in bytes and its workspace."""
+    def _read(self, note_id: str) -> notes.StoredNote:
+        """Runs in a worker thread: the note's row (once), snapshot and log."""
         with self.db.read() as conn:
-            note = notes.find_note(conn, note_id)
-            if note is None:
-                raise NoteUnavailable(closecodes.NOTE_NOT_FOUND, f"note {note_id} not found")
-            stored = notes.load_note(conn, note_id)
-        updates = [update for _, update in stored.updates]
-        size = len(stored.state or b"") + sum(map(len, updates))
-        return document.load(stored.state, updates), len(updates), size, note["workspace_id"]
+            return notes.load_note(conn, note_id)
+
+    @staticmethod
+    def _build(stored: notes.StoredNote) -> pycrdt.Doc:
+        return document.load(stored.state, [update for _, update in stored.updates])
 
     async def leave(self, room: Room, connection: Connection) -> None:
         room.leave(connection)
@@ -160,50 +190,65 @@ class RoomRegistry:
             await self._unload_if_idle(room)
 
     async def _unload_if_idle(self, room: Room) -> None:
-        if room.dirty:
-            await self.persister.flush(room)
+        """Unload an idle room once it is stored: waits for storage for at most
+        storage_wait_s, and leaves a room that is still dirty to a later tick."""
+        if self.persister.dirty(room.note_id):
+            await self.persister.flush(room.note_id, timeout=self.settings.storage_wait_s)
         # Re-check after the await: someone may have joined, or written, meanwhile.
-        if room.idle and not room.dirty and self.rooms.get(room.note_id) is room:
+        if (
+            room.idle
+            and not self.persister.dirty(room.note_id)
+            and self.rooms.get(room.note_id) is room
+        ):
             del self.rooms[room.note_id]
             room.close()
+            self.persister.forget(room.note_id)
             self.stats.unloads += 1
             log.debug("unloaded %r", room)
 
-    async def _tick(self) -> None:
-        """Every second: expire awareness states, and unload rooms nobody joined."""
-        while True:
-            await asyncio.sleep(1)
-            for room in list(self.rooms.values()):
-                room.expire_awareness()
-                if self.settings.auto_version_interval_s and room.wants_version(
-                    self.settings.auto_version_interval_s
-                ):
-                    await self._auto_version(room)
-                if room.idle and not room.dirty:
-                    await self._unload_if_idle(room)
+    async def tick(self) -> None:
+        """Run every second: expire awareness states, take automatic versions, unload idle
+        rooms. One room's failure is logged and does not stop the others."""
+        failed = False
+        for room in list(self.rooms.values()):
+            try:
+                await self._tick_room(room)
+            except Exception as exc:  # noqa: BLE001 - one room must not stop the others; logged
+                failed = True
+                self._tick_failures.failed(exc)
+        if not failed:
+            self._tick_failures.succeeded()
+
+    async def _tick_room(self, room: Room) -> None:
+        room.expire_awareness()
+        interval = self.settings.auto_version_interval_s
+        if interval and room.wants_version(interval):
+            await self._auto_version(room)
+        if room.idle and not self.persister.dirty(room.note_id):
+            await self._unload_if_idle(room)
 
     async def _auto_version(self, room: Room) -> None:
         room.mark_versioned()
-        if not await self.persister.flush(room, timeout=self.settings.shutdown_timeout_s):
+        if not await self.persister.flush(room.note_id, timeout=self.settings.storage_wait_s):
             return  # storage is failing; the next tick tries again
 
         def version() -> None:
             with self.db.begin() as conn:
                 notes.create_version(conn, room.note_id, kind="auto")
 
-        try:
-            await asyncio.to_thread(version)
-        except StoreError as exc:
-            log.warning("automatic version of note %s failed: %s", room.note_id, exc)
+        await asyncio.to_thread(version)
+
+    def note_gone(self, note_id: str) -> None:
+        """The persister found the note deleted: close its sockets with 4404."""
+        closed = self.close_note(note_id, closecodes.NOTE_NOT_FOUND)
+        if closed:
+            log.info("note %s was deleted: closed its %d connections", note_id, closed)
 
     # --- shutdown -------------------------------------------------------------------------
 
     async def shutdown(self, timeout: float) -> bool:
         """Close every connection with 1001, then store everything. False if not all stored."""
         self.closing = True
-        if self._ticker is not None:
-            self._ticker.cancel()
-            await asyncio.gather(self._ticker, return_exceptions=True)
         connections = [c for room in self.rooms.values() for c in room.connections]
         # Clients that do not answer the close in time are left behind: storing comes first.
         with contextlib.suppress(TimeoutError):
@@ -212,7 +257,7 @@ class RoomRegistry:
                     *(c.close(closecodes.GOING_AWAY) for c in connections), return_exceptions=True
                 )
         stored = await self.persister.flush(timeout=timeout)
-        unsaved = [room.note_id for room in self.rooms.values() if room.dirty]
+        unsaved = [note_id for note_id in self.rooms if self.persister.dirty(note_id)]
         if unsaved:
             log.error("shutting down with unsaved updates in notes: %s", ", ".join(unsaved))
         return stored and not unsaved

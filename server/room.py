@@ -1,16 +1,22 @@
-"""Room: one live note — its Doc, its connections, awareness, broadcast and unsaved updates.
+"""Room: one live note — its Doc, its connections and awareness, and the sinks it publishes to.
 
 Everything here runs on the event loop and never awaits: a frame is handled from start to end
-(apply, broadcast, queue for storage) before the next one, which keeps each connection's
-frames in order and makes the room's state easy to reason about. Storage happens later, in the
-Persister; broadcast never waits for it.
+(validate, apply, publish) before the next one, which keeps each connection's frames in order
+and makes the room's state easy to reason about.
+
+What the document changed is published, as the doc's own update, to the room's sinks, in
+order: the local broadcast to its connections first, then the Persister (and, in a cluster,
+the bus). A sink takes the update and returns at once; none of them reaches back into the room.
+Storage happens later, in the Persister, which owns everything about it (what is pending, in
+flight, how long the log is); broadcast never waits for it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import pycrdt
 
@@ -37,6 +43,22 @@ class NoteFull(Exception):
     """An update would grow the note past its size limit; it was not applied."""
 
 
+class Sink(Protocol):
+    """Takes what a room's document changed. Called synchronously, in order, on the loop."""
+
+    def publish(self, room: Room, update: bytes) -> None: ...
+
+
+class Broadcast:
+    """The local sink: every connection of the room gets the update, the sender included."""
+
+    def publish(self, room: Room, update: bytes) -> None:
+        room.broadcast(protocol.sync_update(update))
+
+
+BROADCAST = Broadcast()
+
+
 class Room:
     def __init__(
         self,
@@ -44,7 +66,7 @@ class Room:
         doc: pycrdt.Doc,
         *,
         awareness_timeout_s: float,
-        on_dirty: Callable[[Room], None],
+        sinks: Sequence[Sink] = (BROADCAST,),
         size: int = 0,
         max_bytes: int | None = None,
         workspace_id: str | None = None,
@@ -54,15 +76,9 @@ class Room:
         self.doc = doc
         self.connections: set[Connection] = set()
         self.awareness = AwarenessStates(awareness_timeout_s)
-        # Updates the doc made that are not stored yet, and those being stored right now.
-        self.pending: list[bytes] = []
-        self.in_flight: list[bytes] = []
-        self._on_dirty = on_dirty
+        self.sinks = tuple(sinks)
         # Server-side users holding the room open (REST edits) besides its connections.
         self.leases = 0
-        # Rows in the note's update log (after its snapshot): the persister queues a
-        # compaction when this passes the threshold.
-        self.log_rows = 0
         # Bytes of the note: its stored state and log when loaded, plus every update since.
         # An upper bound of its encoded state (a Yjs document only grows), kept without
         # encoding the document on every update.
@@ -74,11 +90,7 @@ class Room:
         self._subscription = doc.observe(self._on_transaction)
 
     def __repr__(self) -> str:
-        return f"<Room {self.note_id} connections={len(self.connections)} dirty={self.dirty}>"
-
-    @property
-    def dirty(self) -> bool:
-        return bool(self.pending or self.in_flight)
+        return f"<Room {self.note_id} connections={len(self.connections)}>"
 
     @property
     def idle(self) -> bool:
@@ -138,7 +150,6 @@ class Room:
                     if connection.dropped_updates == 1:
                         log.info("%r: read-only, dropping its updates", connection)
                     return
-                self.make_room_for(len(update))
                 self.apply(update)
             case AwarenessUpdate(entries):
                 self._receive_awareness(connection, entries)
@@ -173,15 +184,18 @@ class Room:
 
     # --- document -----------------------------------------------------------------------
 
-    def make_room_for(self, nbytes: int) -> None:
-        """Raise NoteFull if an update of nbytes may grow the note past its limit."""
+    def _make_room_for(self, nbytes: int) -> None:
+        """Raise NoteFull if a change of nbytes may grow the note past its limit."""
         if self.max_bytes is not None and self.size + nbytes > self.max_bytes:
             raise NoteFull(
                 f"note {self.note_id} would grow past its limit of {self.max_bytes} bytes"
             )
 
     def apply(self, update: bytes) -> None:
-        """Apply an update from anyone; broadcast and store what it changed."""
+        """Apply an update from anyone (a socket, REST); publish what it changed.
+
+        Raises NoteFull (nothing applied) or InvalidUpdate."""
+        self._make_room_for(len(update))
         try:
             apply_update(self.doc, update)
         finally:
@@ -201,33 +215,21 @@ class Room:
     def _publish(self) -> None:
         captured, self._captured = self._captured, []
         for update in captured:
-            self.broadcast(protocol.sync_update(update))
-            self.pending.append(update)
             self.size += len(update)
+            for sink in self.sinks:
+                sink.publish(self, update)
         if captured:
             self._edited_at = time.monotonic()
-            self._on_dirty(self)
 
-    def edit(self, change: Callable[[pycrdt.Doc], None]) -> None:
-        """Apply a server-side change (REST, restore) as a transaction on the live doc."""
+    def edit(self, change: Callable[[pycrdt.Doc], None], nbytes: int) -> None:
+        """Apply a server-side change (REST, restore) as one transaction on the live doc.
+
+        ``nbytes`` bounds what the change adds (the text inserted, the state restored): it is
+        checked against the note's size limit first, and NoteFull means nothing changed."""
+        self._make_room_for(nbytes)
         with self.doc.transaction():
             change(self.doc)
         self._publish()
-
-    # --- storage bookkeeping (used by the Persister) -------------------------------------
-
-    def take_pending(self) -> list[bytes]:
-        assert not self.in_flight, "one flush at a time per room"
-        self.in_flight, self.pending = self.pending, []
-        return self.in_flight
-
-    def stored(self) -> None:
-        self.in_flight = []
-
-    def store_failed(self) -> None:
-        # Keep the order: what was in flight goes back before anything newer.
-        self.pending = self.in_flight + self.pending
-        self.in_flight = []
 
     def close(self) -> None:
         self.doc.unobserve(self._subscription)

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from .handshake import GuardedHttpProtocol
 from .logs import redact_request_logs
+from .services import services
 from .settings import Settings
 
 log = logging.getLogger("coscribe")
@@ -33,11 +34,9 @@ class Server(uvicorn.Server):
         for server in self.servers:
             server.close()  # stop accepting before closing the rooms
         app: Starlette = self.config.loaded_app
-        rooms = getattr(_find_app(app).state, "rooms", None)
-        if rooms is not None:
-            settings: Settings = _find_app(app).state.settings
-            stored = await rooms.shutdown(settings.shutdown_timeout_s)
-            log.info("rooms closed, %s", "every update stored" if stored else "UPDATES NOT STORED")
+        # Close the rooms (1001) and store everything before uvicorn closes the sockets
+        # (with 1012) and runs the lifespan's shutdown, whose own stop() then returns at once.
+        await services(_find_app(app)).stop()
         await super().shutdown(sockets)
 
 

@@ -26,26 +26,10 @@ class SessionWatch:
         self.db = db
         self.rooms = rooms
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="session watch")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.check()
-            except Exception:  # a database hiccup: log it and look again next round
-                log.exception("checking live sessions failed")
 
     async def check(self) -> int:
-        """One round; returns how many connections it closed."""
+        """One round (run every interval_s by the server); returns how many connections it
+        closed."""
         rooms = list(self.rooms.rooms.values())
         if not rooms:
             return 0

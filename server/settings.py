@@ -120,6 +120,14 @@ class Settings:
     shutdown_timeout_s: int = setting(
         10, "On SIGTERM, how long to wait for connections to close and rooms to flush."
     )
+    storage_wait_s: int = setting(
+        5,
+        "How long a REST write waits for storage before answering 503 with Retry-After (the "
+        "edit is kept and stored later); also bounds every other wait for the database.",
+    )
+    storage_probe_s: int = setting(
+        5, "How often the database is probed, so /health/ready sees an outage on an idle server."
+    )
 
     # Parsed once: the websocket endpoint checks the origins on every connection.
     @functools.cached_property
@@ -172,6 +180,8 @@ def _check(values: dict[str, Any]) -> None:
         "awareness_timeout_s",
         "ws_ping_interval_s",
         "shutdown_timeout_s",
+        "storage_wait_s",
+        "storage_probe_s",
         "compact_after_updates",
         "worker_poll_s",
         "job_lease_s",

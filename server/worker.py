@@ -20,6 +20,7 @@ from persistence.engine import Database
 from persistence.stores import background_tasks, schedules
 
 from .jobs import HANDLERS, Handler, JobContext, PermanentError
+from .loops import Failures
 from .settings import Settings
 
 log = logging.getLogger("coscribe.worker")
@@ -37,22 +38,14 @@ class Worker:
         self.completed = 0
         self.failed = 0
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="worker")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        self._failures = Failures(log, "the worker loop")
 
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll."""
         self._wake.set()
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Fire schedules and run jobs until cancelled; never dies of an error."""
         poll = self.settings.worker_poll_s
         while True:
             # Cleared before looking, so a wake() that comes while jobs run is not lost.
@@ -61,9 +54,11 @@ class Worker:
                 await asyncio.to_thread(self._fire_schedules)
                 while (job := await asyncio.to_thread(self._claim)) is not None:
                     await self._execute(job)
-            except Exception:
-                # The database may be down: log, and try again at the next poll.
-                log.exception("worker loop failed; retrying in %ss", poll)
+            except Exception as exc:  # noqa: BLE001 - logged by failed(); next poll retries
+                # The database may be down: say so once, and try again at the next poll.
+                self._failures.failed(exc)
+            else:
+                self._failures.succeeded()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
             # that arrives as the wait ends, and stop() would then wait forever.
             with contextlib.suppress(TimeoutError):
@@ -103,15 +98,24 @@ class Worker:
             await asyncio.gather(heartbeat, return_exceptions=True)
 
     async def _heartbeat(self, job_id: str) -> None:
+        """Renew the job's lease every third of it. A failed renewal is logged and tried
+        again at the next beat: two more chances before the lease runs out and another
+        worker may take the job (at-least-once, as documented)."""
         lease = self.settings.job_lease_s
+        failures = Failures(log, f"renewing the lease of job {job_id}")
+
+        def renew() -> None:
+            with self.db.begin() as conn:
+                background_tasks.heartbeat(conn, job_id, self.id, lease_seconds=lease)
+
         while True:
             await asyncio.sleep(lease / 3)
-
-            def renew() -> None:
-                with self.db.begin() as conn:
-                    background_tasks.heartbeat(conn, job_id, self.id, lease_seconds=lease)
-
-            await asyncio.to_thread(renew)
+            try:
+                await asyncio.to_thread(renew)
+            except Exception as exc:  # noqa: BLE001 - logged by failed(); the next beat retries
+                failures.failed(exc)
+            else:
+                failures.succeeded()
 
     def _complete(self, job: dict[str, Any], result: dict[str, Any]) -> None:
         with self.db.begin() as conn:

@@ -8,7 +8,6 @@ status of a refused handshake, but it does see the close code and reason.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import re
@@ -16,19 +15,21 @@ import time
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from crdt import protocol
 from crdt.document import InvalidUpdate
 from persistence import notes
-from persistence.errors import ConflictError
+from persistence.errors import ConflictError, StoreError
 from persistence.stores import workspaces
 
 from . import closecodes
-from .auth import Authenticator, Principal, Refused, socket_token
+from .auth import Principal, Refused, socket_token
 from .connection import Connection
-from .registry import NoteUnavailable, RoomRegistry
+from .registry import NoteUnavailable
 from .room import NoteFull
+from .services import services
 from .settings import Settings
 
 log = logging.getLogger("coscribe.ws")
@@ -37,23 +38,6 @@ CLOSE_WAIT_S = 5
 NOTE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # Messages that cost the room work, and so count against a connection's rate.
 RATED = (protocol.SyncStep2, protocol.SyncUpdate, protocol.AwarenessUpdate)
-
-
-class Addresses:
-    """Open websockets per client address (the per-address limit)."""
-
-    def __init__(self) -> None:
-        self.open: collections.Counter[str] = collections.Counter()
-
-    @contextlib.contextmanager
-    def hold(self, address: str):
-        self.open[address] += 1
-        try:
-            yield self.open[address]
-        finally:
-            self.open[address] -= 1
-            if not self.open[address]:
-                del self.open[address]
 
 
 class Rate:
@@ -112,8 +96,8 @@ def create_note(conn: sa.Connection, note_id: str, principal: Principal) -> int 
 
 
 async def note_socket(websocket: WebSocket) -> None:
-    app = websocket.app
-    settings: Settings = app.state.settings
+    app = services(websocket.app)
+    settings = app.settings
     client = websocket.client
     address = client.host if client else "unknown"
     peer = f"{address}:{client.port}" if client else "unknown"
@@ -121,7 +105,7 @@ async def note_socket(websocket: WebSocket) -> None:
         websocket.query_params, websocket.scope.get("subprotocols", [])
     )
     await websocket.accept(subprotocol)
-    with app.state.addresses.hold(address) as held:
+    with app.addresses.hold(address) as held:
         await _serve(websocket, settings, peer, token, held)
 
 
@@ -137,9 +121,24 @@ async def _refuse(websocket: WebSocket, peer: str, code: int, why: str) -> None:
 async def _serve(
     websocket: WebSocket, settings: Settings, peer: str, token: str | None, held: int
 ) -> None:
-    app = websocket.app
-    registry: RoomRegistry = app.state.rooms
-    auth: Authenticator = app.state.auth
+    try:
+        async with asyncio.timeout(settings.storage_wait_s):
+            admitted = await _admit(websocket, settings, peer, token, held)
+    except (SQLAlchemyError, StoreError, OSError, TimeoutError) as exc:
+        # The token or the note could not be read: an outage, not the client's fault.
+        services(websocket.app).health.failed(exc, write=False)
+        return await _refuse(websocket, peer, closecodes.INTERNAL, "storage unavailable")
+    if admitted is not None:
+        await _session(websocket, settings, peer, *admitted)
+
+
+async def _admit(
+    websocket: WebSocket, settings: Settings, peer: str, token: str | None, held: int
+) -> tuple[str, Principal] | None:
+    """Check limits, origin, note id, token and access; refuse (and None) or admit."""
+    app = services(websocket.app)
+    registry = app.rooms
+    auth = app.auth
     note_id = websocket.path_params["note_id"]
     if held > settings.max_connections_per_address:
         return await _refuse(websocket, peer, closecodes.TRY_AGAIN_LATER, "too many sockets")
@@ -159,9 +158,17 @@ async def _serve(
         # note never changes workspace: no need to ask the database.
         refusal = None if principal.reaches(live.workspace_id) else closecodes.FORBIDDEN
     else:
-        refusal = await _admission(app.state.db, note_id, principal, settings.create_missing_notes)
+        refusal = await _admission(app.db, note_id, principal, settings.create_missing_notes)
     if refusal is not None:
         return await _refuse(websocket, peer, refusal, f"{principal} on note {note_id}")
+    return note_id, principal
+
+
+async def _session(
+    websocket: WebSocket, settings: Settings, peer: str, note_id: str, principal: Principal
+) -> None:
+    """Join the note's room and hand it each frame in order until the socket ends."""
+    registry = services(websocket.app).rooms
 
     async def send_bytes(frame: bytes) -> None:
         await websocket.send_bytes(frame)

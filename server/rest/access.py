@@ -51,7 +51,7 @@ def required_access(call: Call) -> str:
 async def authorize(call: Call) -> None:
     """Before the body is read: who is calling, may their role call this, and does every row
     the path names lie in their workspace?"""
-    auth: Authenticator = call.app_state.auth
+    auth: Authenticator = call.services.auth
     request = call.request
     client = request.client
     peer = f"{client.host}:{client.port}" if client else "unknown"

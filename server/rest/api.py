@@ -9,6 +9,7 @@ opens with `await call.write(fn)` or `await call.read(fn)`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,6 +28,8 @@ from starlette.routing import Route
 from persistence.engine import Database
 
 from ..auth import OPEN, Principal
+from ..health import StorageUnavailable
+from ..services import Services, services
 from . import access
 from .problems import Problem
 
@@ -87,21 +91,30 @@ class Call:
         self.principal: Principal = OPEN
 
     @property
-    def db(self) -> Database:
-        return self.request.app.state.db
+    def services(self) -> Services:
+        return services(self.request.app)
 
     @property
-    def app_state(self) -> Any:
-        return self.request.app.state
+    def db(self) -> Database:
+        return self.services.db
 
     async def write(self, fn: Callable[[sa.Connection], T]) -> T:
-        """Run fn(conn) in a worker thread, in a read-write transaction."""
+        """Run fn(conn) in a worker thread, in a read-write transaction. An answer comes
+        within storage_wait_s: StorageUnavailable (503) when the database does not take it."""
 
         def run() -> T:
             with self.db.begin() as conn:
                 return fn(conn)
 
-        return await run_in_threadpool(run)
+        wait = self.services.settings.storage_wait_s
+        try:
+            async with asyncio.timeout(wait):
+                return await self._storing(run)
+        except TimeoutError:
+            self.services.health.failed("a write took longer than storage_wait_s")
+            raise StorageUnavailable(
+                f"storage did not answer within {wait}s", retry_after_s=wait
+            ) from None
 
     async def read(self, fn: Callable[[sa.Connection], T]) -> T:
         """Run fn(conn) in a worker thread, in a read-only transaction."""
@@ -110,7 +123,18 @@ class Call:
             with self.db.read() as conn:
                 return fn(conn)
 
-        return await run_in_threadpool(run)
+        return await self._storing(run, write=False)
+
+    async def _storing(self, run: Callable[[], T], *, write: bool = True) -> T:
+        # Stores turn every driver error caused by the input into a StoreError; what is left
+        # (connection refused, disk full, database locked) is storage failing: 503.
+        try:
+            return await run_in_threadpool(run)
+        except (SQLAlchemyError, OSError) as exc:
+            self.services.health.failed(exc, write=write)
+            raise StorageUnavailable(
+                "storage is unavailable", retry_after_s=self.services.settings.storage_wait_s
+            ) from exc
 
 
 def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:
@@ -164,7 +188,7 @@ async def _parse(call: Call) -> None:
 
 
 def _body_limit(call: Call) -> int:
-    settings = call.request.app.state.settings
+    settings = call.services.settings
     if call.endpoint.request_media_type:
         return settings.max_update_bytes
     return settings.max_body_bytes

@@ -121,7 +121,7 @@ class VersionContent(Version):
 
 
 def _rooms(call: Call) -> RoomRegistry:
-    return call.app_state.rooms
+    return call.services.rooms
 
 
 async def _doc(call: Call, note_id: str) -> pycrdt.Doc:
@@ -133,19 +133,11 @@ async def _doc(call: Call, note_id: str) -> pycrdt.Doc:
 
 
 async def _edit(call: Call, note_id: str, change: Any) -> Any:
-    """Run change(room) on the borrowed live room, then wait until it is stored."""
+    """Run change(room) on the note's live room and wait until it is stored (503 after
+    storage_wait_s: the edit is kept and stored later)."""
     await call.read(lambda conn: notes.get_note(conn, note_id))  # 404 before anything else
-    rooms = _rooms(call)
     try:
-        async with rooms.borrow(note_id) as room:
-            result = change(room)
-            if not await rooms.persister.flush(
-                room, timeout=call.app_state.settings.shutdown_timeout_s
-            ):
-                raise Problem(
-                    503, "the edit was applied but could not be stored yet; it will be retried"
-                )
-            return result
+        return await _rooms(call).edit(note_id, change)
     except NoteUnavailable as exc:
         if exc.code == closecodes.NOTE_NOT_FOUND:
             raise Problem(404, str(exc)) from None
@@ -228,12 +220,9 @@ def register(api: Api) -> None:
     async def delete_note(call: Call) -> None:
         """Delete a note (it can be undeleted); its live editors are disconnected with 4404"""
         note_id = call.path["note_id"]
-        room = _rooms(call).live(note_id)
-        if room is not None:
+        if _rooms(call).live(note_id) is not None:
             # What its editors typed up to now is kept, for an undelete.
-            await _rooms(call).persister.flush(
-                room, timeout=call.app_state.settings.shutdown_timeout_s
-            )
+            await _rooms(call).stored(note_id)
         await call.write(lambda conn: notes.delete_note(conn, note_id))
         _rooms(call).close_note(note_id, closecodes.NOTE_NOT_FOUND)
 
@@ -296,7 +285,6 @@ def register(api: Api) -> None:
 
         def change(room: Room) -> dict:
             before = room.doc.get_state()
-            room.make_room_for(len(update))
             try:
                 room.apply(update)
             except document.InvalidUpdate as exc:
@@ -312,14 +300,13 @@ def register(api: Api) -> None:
         new = call.body.text
 
         def change(room: Room) -> dict:
-            room.make_room_for(len(new.encode()))
             edits = 0
 
             def edit(doc: pycrdt.Doc) -> None:
                 nonlocal edits
                 edits = text.replace(doc.get(document.BODY, type=pycrdt.Text), new)
 
-            room.edit(edit)
+            room.edit(edit, len(new.encode()))
             return {"text": document.body_text(room.doc), "edits": edits}
 
         return await _edit(call, call.path["note_id"], change)
@@ -330,11 +317,11 @@ def register(api: Api) -> None:
         body: TextInsert = call.body
 
         def change(room: Room) -> dict:
-            room.make_room_for(len(body.text.encode()))
             room.edit(
                 lambda doc: text.insert(
                     doc.get(document.BODY, type=pycrdt.Text), body.position, body.text
-                )
+                ),
+                len(body.text.encode()),
             )
             return {"text": document.body_text(room.doc), "edits": 1 if body.text else 0}
 
@@ -391,8 +378,7 @@ def register(api: Api) -> None:
         old = document.load(version["state"], ())
 
         def change(room: Room) -> None:
-            room.make_room_for(len(version["state"]))
-            room.edit(lambda doc: restore(doc, old))
+            room.edit(lambda doc: restore(doc, old), len(version["state"]))
 
         await _edit(call, note_id, change)
         return await _version(call, note_id, label=f"restored version {version_id}", kind="restore")
@@ -400,9 +386,8 @@ def register(api: Api) -> None:
 
 async def _version(call: Call, note_id: str, *, label: str | None, kind: str) -> Any:
     # A live room may hold edits not stored yet: store them first so the version has them.
-    room = _rooms(call).live(note_id)
-    if room is not None:
-        await _rooms(call).persister.flush(room, timeout=call.app_state.settings.shutdown_timeout_s)
+    if _rooms(call).live(note_id) is not None:
+        await _rooms(call).stored(note_id)
     return await call.write(
         lambda conn: notes.create_version(conn, note_id, label=label, kind=kind)
     )

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 
 from persistence.errors import ConflictError, InvalidError, NotFoundError, SchemaError
 
+from ..health import StorageUnavailable
 from ..room import NoteFull
 
 PROBLEM_JSON = "application/problem+json"
@@ -81,8 +82,16 @@ async def on_note_full(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(413, str(exc))
 
 
+async def on_storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StorageUnavailable)
+    response = problem_response(503, str(exc))
+    response.headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    return response
+
+
 HANDLERS = {
     NoteFull: on_note_full,
+    StorageUnavailable: on_storage_unavailable,
     Problem: on_problem,
     HTTPException: on_http_exception,
     NotFoundError: on_store_error,

@@ -146,6 +146,7 @@ def test_append_and_load_round_trip(db, note_id):
         note = notes.get_note(conn, note_id)
     assert stored == notes.StoredNote(
         note_id=note_id,
+        workspace_id=note["workspace_id"],
         state=None,
         through_seq=0,
         updates=list(enumerate(first + later, start=1)),

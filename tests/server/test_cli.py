@@ -20,14 +20,19 @@ def assert_one_line_error(result, *words: str) -> None:
 def test_serve_starts_on_default_sqlite_and_answers_health(tmp_path):
     with LiveServer({}, tmp_path) as server:
         response = httpx.get(f"{server.url}/health").json()
-        assert (response["status"], response["database"], response["rooms"]) == ("ok", "sqlite", 0)
+        assert (response["status"], response["database"]["driver"], response["rooms"]) == (
+            "ok",
+            "sqlite",
+            0,
+        )
+        assert response["live"] and response["ready"]
     assert (tmp_path / ".coscribe" / "coscribe.sqlite").is_file()
     assert "schema up to date" in server.log()
 
 
 def test_serve_on_memory_warns_that_nothing_is_kept(tmp_path):
     with LiveServer({"COSCRIBE_DB_DRIVER": "memory"}, tmp_path) as server:
-        assert httpx.get(f"{server.url}/health").json()["database"] == "memory"
+        assert httpx.get(f"{server.url}/health").json()["database"]["driver"] == "memory"
     assert MEMORY_WARNING in server.log()
     assert not (tmp_path / ".coscribe").exists()
 
@@ -76,7 +81,7 @@ def test_postgres_serve_refuses_until_migrated(tmp_path, postgres_schemas):
     assert "secret" not in status.stdout
 
     with LiveServer(env, tmp_path) as server:
-        assert httpx.get(f"{server.url}/health").json()["database"] == "postgres"
+        assert httpx.get(f"{server.url}/health").json()["database"]["driver"] == "postgres"
 
 
 def test_help_has_an_example_for_every_command(tmp_path):

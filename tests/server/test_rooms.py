@@ -1,6 +1,6 @@
 """Rooms, the registry and the persister in-process, with in-memory channels for sockets."""
 
-import asyncio
+import logging
 
 import pycrdt
 import pytest
@@ -8,9 +8,9 @@ import sqlalchemy as sa
 
 from crdt import protocol
 from persistence import notes
-from persistence.schema import notes as notes_table
 from persistence.stores import workspaces
 from server.connection import Connection
+from server.loops import Background
 from server.persister import Persister
 from server.registry import NoteUnavailable, RoomRegistry
 from server.settings import Settings
@@ -41,11 +41,12 @@ class Channel:
 async def rooms(db):
     persister = Persister(db, window_s=0.005, retry_max_s=0.2)
     registry = RoomRegistry(db, Settings(), persister)
-    persister.start()
-    registry.start()
+    persister.on_note_gone = registry.note_gone
+    flusher = Background(logging.getLogger("test"))
+    flusher.spawn("persister", persister.run())
     yield registry
     await registry.shutdown(5)
-    await persister.stop()
+    await flusher.stop()
 
 
 def new_note(db, note_id: str) -> None:
@@ -85,26 +86,27 @@ async def test_join_sends_step1_and_existing_awareness(rooms, db):
     )
 
 
+def break_table(db, table: str, broken: bool) -> None:
+    """A real failing database call: the table is renamed away (and back)."""
+    old, new = (table, f"{table}_away") if broken else (f"{table}_away", table)
+    with db.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+
 async def test_a_room_is_never_unloaded_while_its_updates_are_unstored(rooms, db):
     new_note(db, "fragile")
     channel = Channel("fragile", "editor")
     room = await rooms.join("fragile", channel.connection)
-    # Take the note away under the room: storing its updates now fails.
-    with db.begin() as conn:
-        saved = dict(
-            conn.execute(sa.select(notes_table).where(notes_table.c.id == "fragile")).one()._mapping
-        )
-        conn.execute(notes_table.delete().where(notes_table.c.id == "fragile"))
+    break_table(db, "note_updates", broken=True)  # storing its updates now fails
     room.apply(update("precious"))
-    leaving = asyncio.ensure_future(rooms.leave(room, channel.connection))
-    await asyncio.sleep(0.3)  # several failed flushes and retries
-    assert room.dirty
+    await rooms.leave(room, channel.connection)  # waits storage_wait_s at most
+    await eventually(lambda: rooms.persister.stats.failures >= 2, what="failed retries")
+    assert rooms.persister.dirty("fragile")
     assert rooms.rooms.get("fragile") is room, "a dirty room must stay loaded"
-    assert rooms.persister.stats.failures >= 2
-    # The database comes back: the retry stores the update and the room unloads.
-    with db.begin() as conn:
-        conn.execute(notes_table.insert().values(**saved))
-    await asyncio.wait_for(leaving, 5)
+    # The database comes back: the retry stores the update and a tick unloads the room.
+    break_table(db, "note_updates", broken=False)
+    assert await rooms.persister.flush("fragile", timeout=5)
+    await rooms.tick()
     assert "fragile" not in rooms.rooms
     with db.begin() as conn:
         assert str(notes.load_doc(conn, "fragile").get("content", type=pycrdt.Text)) == "precious"
@@ -117,7 +119,7 @@ async def test_updates_are_stored_in_group_commits(rooms, db):
     flushes_before = rooms.persister.stats.flushes
     for n in range(50):
         room.apply(update(f"{n};"))
-    await rooms.persister.flush(room, timeout=5)
+    await rooms.persister.flush("batch", timeout=5)
     assert rooms.persister.stats.flushes - flushes_before <= 2, "50 updates, one or two batches"
     with db.begin() as conn:
         assert len(notes.load_note(conn, "batch").updates) == 50

@@ -1,5 +1,6 @@
 """The background worker against a real database: retries, leases, schedules."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -37,9 +38,10 @@ async def worker(db):
         Settings(worker_poll_s=1, job_lease_s=3),
         {"record": record, "explode": explode, "refuse": refuse},
     )
-    worker.start()
+    running = asyncio.ensure_future(worker.run())
     yield worker
-    await worker.stop()
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
 
 
 def job(db, job_id: str) -> dict:
@@ -122,11 +124,12 @@ async def test_the_prune_job_applies_the_retention_policy(db):
         old = background_tasks.enqueue(conn, "record", {})
         background_tasks.cancel(conn, old["id"], now=datetime.now(UTC) - timedelta(days=30))
         queued = background_tasks.enqueue(conn, "prune", {})
-    worker.start()
+    running = asyncio.ensure_future(worker.run())
     try:
         await eventually(lambda: job(db, queued["id"])["status"] == "succeeded", timeout=15)
     finally:
-        await worker.stop()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
     assert old["id"] in job(db, queued["id"])["result"]["jobs"]["ids"]
     with db.read() as conn, pytest.raises(NotFoundError):
         background_tasks.get(conn, old["id"])

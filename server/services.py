@@ -1,0 +1,123 @@
+"""Services: everything one server process runs, built once, started once, stopped once.
+
+The app keeps one Services object (``services(app)``) instead of loose ``app.state``
+attributes. ``start`` launches the background loops; ``stop`` is the shutdown sequence of
+DESIGN section 8: stop the loops, close every connection (1001) and store every update (with a
+timeout), and only then stop the flusher. The runner's signal path and the app's lifespan
+both call ``stop``; the second call waits for the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+
+from persistence.engine import Database
+
+from .addresses import Addresses
+from .auth import Authenticator
+from .health import StorageHealth
+from .loops import Background, every
+from .persister import Persister
+from .registry import RoomRegistry
+from .sessions import SessionWatch
+from .settings import Settings
+from .worker import Worker
+
+log = logging.getLogger("coscribe")
+
+TICK_S = 1.0
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    health: StorageHealth
+    auth: Authenticator
+    addresses: Addresses
+    worker: Worker
+    persister: Persister
+    rooms: RoomRegistry
+    watch: SessionWatch
+    loops: Background = field(default_factory=lambda: Background(log))
+    flusher: Background = field(default_factory=lambda: Background(log))
+    _stopping: asyncio.Task[bool] | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database) -> Services:
+        health = StorageHealth()
+        worker = Worker(db, settings)
+        persister = Persister(
+            db,
+            window_s=settings.flush_window_ms / 1000,
+            retry_max_s=settings.flush_retry_max_ms / 1000,
+            compact_after=settings.compact_after_updates,
+            health=health,
+            on_compaction_queued=worker.wake,
+        )
+        rooms = RoomRegistry(db, settings, persister)
+        persister.on_note_gone = rooms.note_gone
+        return cls(
+            settings=settings,
+            db=db,
+            health=health,
+            auth=Authenticator(db, enabled=settings.auth),
+            addresses=Addresses(),
+            worker=worker,
+            persister=persister,
+            rooms=rooms,
+            watch=SessionWatch(db, rooms, settings.auth_recheck_s),
+        )
+
+    def start(self) -> None:
+        self.flusher.spawn("persister", self.persister.run())
+        self.loops.spawn("room ticker", every(TICK_S, self.rooms.tick, log=log, what="room tick"))
+        self.loops.spawn(
+            "storage probe",
+            every(self.settings.storage_probe_s, self.probe, log=log, what="storage probe"),
+        )
+        self.loops.spawn(
+            "session watch",
+            every(self.settings.auth_recheck_s, self.watch.check, log=log, what="session watch"),
+        )
+        self.loops.spawn("worker", self.worker.run())
+
+    async def probe(self) -> None:
+        """SELECT 1, bounded. A failure makes the storage failing; a success makes it ok
+        only when no note is waiting to be stored (a full disk still reads)."""
+
+        def select() -> None:
+            with self.db.read() as conn:
+                conn.execute(sa.text("SELECT 1"))
+
+        try:
+            async with asyncio.timeout(self.settings.storage_wait_s):
+                await asyncio.to_thread(select)
+        except (TimeoutError, sa.exc.SQLAlchemyError, OSError) as exc:
+            self.health.failed(exc, write=False)
+            return
+        if not self.persister.failing_notes:
+            self.health.succeeded()
+
+    async def stop(self) -> bool:
+        """Shut down once; True if every update was stored. Later calls share the result."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop())
+        return await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> bool:
+        await self.loops.stop()
+        stored = await self.rooms.shutdown(self.settings.shutdown_timeout_s)
+        await self.flusher.stop()
+        log.info("rooms closed, %s", "every update stored" if stored else "UPDATES NOT STORED")
+        return stored
+
+
+def services(app: Starlette) -> Services:
+    """The Services of an app built by create_app."""
+    return app.state.services
