@@ -69,7 +69,6 @@ def _health(app: Services) -> dict[str, Any]:
 
 def create_app(settings: Settings, db: Database) -> Starlette:
     """The application over an open Database whose schema is already prepared."""
-    app_services = Services.build(settings, db)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -77,11 +76,14 @@ def create_app(settings: Settings, db: Database) -> Starlette:
         # means never serves from a stale schema.
         migrate.ensure_current(db)
         await asyncio.to_thread(ensure_builtin_schedules, db, settings)
-        app_services.start()
+        if services(app).stopped:  # a second lifespan of the same app (tests do that)
+            app.state.services = Services.build(settings, db)
+        running = services(app)
+        running.start()
         try:
             yield
         finally:
-            await app_services.stop()
+            await running.stop()
 
     middleware = [Middleware(GZipMiddleware, minimum_size=500)]
     if settings.cors:
@@ -110,5 +112,5 @@ def create_app(settings: Settings, db: Database) -> Starlette:
         exception_handlers=problems.HANDLERS,
         lifespan=lifespan,
     )
-    app.state.services = app_services
+    app.state.services = Services.build(settings, db)
     return app

@@ -104,6 +104,10 @@ class Services:
         if not self.persister.failing_notes:
             self.health.succeeded()
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopping is not None
+
     async def stop(self) -> bool:
         """Shut down once; True if every update was stored. Later calls share the result."""
         if self._stopping is None:
