@@ -11,7 +11,14 @@ from __future__ import annotations
 import logging
 import time
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from persistence.errors import StoreError
+
 log = logging.getLogger("coscribe.storage")
+
+# What storage raises when it is down, full or locked: a state, logged in one line, never a bug.
+STORAGE_ERRORS = (SQLAlchemyError, StoreError, OSError, TimeoutError)
 
 OK = "ok"
 FAILING = "failing"

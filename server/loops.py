@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from .health import STORAGE_ERRORS
+
 
 class Background:
     def __init__(self, log: logging.Logger) -> None:
@@ -61,7 +63,12 @@ class Failures:
         described = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
         if described != self._last:
             self._last = described
-            self.log.error("%s failed (%s); going on", self.what, described, exc_info=exc)
+            # A database that is down says enough in one line; anything else is a bug,
+            # and its traceback is what finds it.
+            expected = isinstance(exc, STORAGE_ERRORS)
+            self.log.error(
+                "%s failed (%s); going on", self.what, described, exc_info=None if expected else exc
+            )
 
     def succeeded(self) -> None:
         if self._last is not None:

@@ -22,21 +22,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from persistence import notes
 from persistence.engine import Database
-from persistence.errors import NotFoundError, StoreError
+from persistence.errors import NotFoundError
 
-from .health import StorageHealth
+from .health import STORAGE_ERRORS, StorageHealth
 from .jobs import enqueue_compactions
 from .room import Room
 
 log = logging.getLogger("coscribe.persister")
 
 FIRST_RETRY_S = 0.1
-# Errors a write may meet that say something about the database, not about our code.
-STORAGE_ERRORS = (SQLAlchemyError, StoreError, OSError)
 
 
 @dataclass

@@ -14,16 +14,15 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import pycrdt
-from sqlalchemy.exc import SQLAlchemyError
 
 from crdt import document
 from persistence import notes
 from persistence.engine import Database
-from persistence.errors import NotFoundError, StoreError
+from persistence.errors import NotFoundError
 
 from . import closecodes
 from .connection import Connection
-from .health import StorageUnavailable
+from .health import STORAGE_ERRORS, StorageUnavailable
 from .loops import Failures
 from .persister import Persister
 from .room import BROADCAST, Room
@@ -149,7 +148,7 @@ class RoomRegistry:
             stored = await asyncio.to_thread(self._read, note_id)
         except NotFoundError:
             raise NoteUnavailable(closecodes.NOTE_NOT_FOUND, f"note {note_id} not found") from None
-        except (SQLAlchemyError, StoreError, OSError) as exc:
+        except STORAGE_ERRORS as exc:
             self.stats.load_failures += 1
             self.persister.health.failed(exc, write=False)
             log.warning("loading note %s failed: %s", note_id, str(exc).splitlines()[0][:300])

@@ -15,18 +15,18 @@ import time
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from crdt import protocol
 from crdt.document import InvalidUpdate
 from persistence import notes
-from persistence.errors import ConflictError, StoreError
+from persistence.errors import ConflictError
 from persistence.stores import workspaces
 
 from . import closecodes
 from .auth import Principal, Refused, socket_token
 from .connection import Connection
+from .health import STORAGE_ERRORS
 from .registry import NoteUnavailable
 from .room import NoteFull
 from .services import services
@@ -124,7 +124,7 @@ async def _serve(
     try:
         async with asyncio.timeout(settings.storage_wait_s):
             admitted = await _admit(websocket, settings, peer, token, held)
-    except (SQLAlchemyError, StoreError, OSError, TimeoutError) as exc:
+    except STORAGE_ERRORS as exc:
         # The token or the note could not be read: an outage, not the client's fault.
         services(websocket.app).health.failed(exc, write=False)
         return await _refuse(websocket, peer, closecodes.INTERNAL, "storage unavailable")
