@@ -26,7 +26,6 @@ import fcntl
 import hashlib
 import itertools
 import json
-import os
 import selectors
 import shutil
 import subprocess
@@ -36,10 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from tests.ci import IN_CI
+
 NODE_DIR = Path(__file__).resolve().parent / "node"
 PEER_SCRIPT = NODE_DIR / "peer.mjs"
 REFERENCE_SERVER_SCRIPT = NODE_DIR / "reference-server.mjs"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 MIN_NODE_MAJOR = 20
 START_TIMEOUT = 15.0
 # A call's own deadline is the peer-side timeout plus this margin, so that a peer-side timeout
