@@ -50,7 +50,11 @@ class Scenario:
         self.cwd = cwd
         self.findings = Findings()
         self.server = LiveServer(self.env, cwd)
-        self.http = httpx.AsyncClient(base_url=self.server.url)
+        # A new connection per request: a probe's answer (or a dropped connection after a
+        # failed one) must not depend on what the previous probe did to a kept-alive socket.
+        self.http = httpx.AsyncClient(
+            base_url=self.server.url, limits=httpx.Limits(max_keepalive_connections=0)
+        )
         self.typing = Typing(self.server.url, NOTES, per_note=2, interval_s=TYPING_INTERVAL_S)
         self.watcher = YClient(self.server.url, REST_NOTE)
         self.log = ""
