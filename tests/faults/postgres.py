@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.live_server import free_port
+from tests.processes import free_port
 
 PG_BIN = Path(os.environ.get("COSCRIBE_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 OS_USER = "postgres"
