@@ -49,26 +49,21 @@ def scenarios(quick: bool) -> list[Scenario]:
     rooms = 20 if quick else 200
     joiners = 20 if quick else 100
     fanout_timeout = 60 + duration + 30
+    # (a) twice: the same room with fewer and with more readers.
+    fanout = [
+        Scenario(
+            key,
+            "a",
+            f"(a) one room, 1 writer + {readers} readers, update every 10 ms for {duration} s",
+            "fanout",
+            {**waves, "readers": readers, "interval-ms": 10, "duration-s": duration},
+            WRITE_ROWS + COMMON_ROWS,
+            fanout_timeout + readers / 10 * 1.0,
+        )
+        for key, readers in (("a100", readers_small), ("a500", readers_big))
+    ]
     return [
-        Scenario(
-            "a100",
-            "a",
-            f"(a) one room, 1 writer + {readers_small} readers, "
-            f"update every 10 ms for {duration} s",
-            "fanout",
-            {**waves, "readers": readers_small, "interval-ms": 10, "duration-s": duration},
-            WRITE_ROWS + COMMON_ROWS,
-            fanout_timeout + readers_small / 10 * 1.0,
-        ),
-        Scenario(
-            "a500",
-            "a",
-            f"(a) one room, 1 writer + {readers_big} readers, update every 10 ms for {duration} s",
-            "fanout",
-            {**waves, "readers": readers_big, "interval-ms": 10, "duration-s": duration},
-            WRITE_ROWS + COMMON_ROWS,
-            fanout_timeout + readers_big / 10 * 1.0,
-        ),
+        *fanout,
         Scenario(
             "b",
             "b",

@@ -6,19 +6,16 @@ kept out of the project's dependencies); the reference @y/websocket-server from 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import BENCH, NODE_DIR, ROOT, log
 from tests.live_server import COSCRIBE
+from tests.locks import file_lock
 from tests.node_peer import REFERENCE_SERVER_SCRIPT, ensure_node_modules
 from tests.processes import accepts_tcp, answers_health, free_port, stop_process, wait_ready
 
@@ -46,23 +43,12 @@ START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 15
 
 
-@contextlib.contextmanager
-def file_lock(name: str) -> Iterator[None]:
-    path = Path(tempfile.gettempdir()) / f"coscribe-bench-{name}.lock"
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_bench_node() -> None:
     marker = NODE_DIR / "node_modules" / ".package-lock.json"
     lock = NODE_DIR / "package-lock.json"
     if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
         return
-    with file_lock("npm"):
+    with file_lock("bench-npm"):
         if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
             return
         log("npm ci in bench/node ...")
@@ -85,7 +71,7 @@ def ensure_peers_venv() -> None:
     wanted = "\n".join(PEER_REQUIREMENTS) + "\n"
     if marker.exists() and marker.read_text() == wanted and peer_python().exists():
         return
-    with file_lock("venv"):
+    with file_lock("bench-venv"):
         if marker.exists() and marker.read_text() == wanted and peer_python().exists():
             return
         log(f"creating {PEERS_VENV.relative_to(ROOT)} with {', '.join(PEER_REQUIREMENTS)} ...")

@@ -1,9 +1,9 @@
 """One fault scenario: a real coscribe server, clients typing into its notes, and the count.
 
     async with Scenario(env, tmp_path) as run:
-        await run.type_words(10)
-        ... break the database, probe the server, repair it ...
-        await run.finish()          # every typed word stored exactly once, the process alive
+        await run.outage("database down", database.stop, "database back", database.start,
+                         cold_open=True)   # probes the server during and after the fault
+        await run.finish()  # every typed word stored exactly once, the process alive, the log
     run.assert_no_problems()
 
 The typed notes are each edited by two typists; REST_NOTE is open in a room with one quiet
@@ -13,7 +13,7 @@ never opened, to be opened while storage is down.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -24,6 +24,7 @@ from tests.faults.probes import (
     check_cold_open_refused,
     check_health,
     check_live_read,
+    check_log,
     check_write_refused,
     health,
     nothing_unsaved,
@@ -97,6 +98,24 @@ class Scenario:
             not lacking, f"{when}: clients do not get each other's edits: {lacking}"
         )
 
+    async def outage(
+        self,
+        down: str,
+        start: Callable[[], object],
+        back: str,
+        end: Callable[[], object],
+        *,
+        cold_open: bool,
+    ) -> None:
+        """Type a little; `start()` the fault and probe the server (`down` names the phase in
+        findings); `end()` it and probe again (`back`)."""
+        await self.type_words(10)
+        await check_health(self.findings, self.http, failing=False, when=f"before: {down}")
+        start()
+        await self.probe_storage_down(down, cold_open=cold_open)
+        end()
+        await self.probe_recovered(back)
+
     async def probe_storage_down(self, when: str, *, cold_open: bool) -> None:
         """Everything the contract says about a server whose storage fails, checked now,
         while the typists go on for FAULT_WORDS words."""
@@ -126,9 +145,10 @@ class Scenario:
         await self.type_words(10)
         await self.check_clients_share_edits(when)
 
-    async def finish(self) -> None:
-        """Stop typing; every typed word must end up stored exactly once, and the server
-        must still be the process it was at the start."""
+    async def finish(self, outages: int = 1, *, optional: bool = False) -> None:
+        """Stop typing; every typed word must end up stored exactly once, the server must
+        still be the process it was at the start, and its log must say `outages` times per
+        note that storing failed and recovered (`optional`: at most that often)."""
         await self.typing.stop()
         typed = self.typing.typed()
         lacking = await self.typing.wait_everyone_has(typed, timeout=20)
@@ -161,6 +181,7 @@ class Scenario:
             assert response.status_code == 200, response.text
             stored[note_id] = response.text
         self.findings.add(count_stored(typed, stored))
+        check_log(self.findings, self.log, list(NOTES), outages, optional=optional)
         words = sum(len(w) for w in typed.values())
         self.findings.check(words > 0, "nobody typed anything")
         self.typed_count = words

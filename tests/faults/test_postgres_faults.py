@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from tests.faults.postgres import PrivatePostgres
-from tests.faults.probes import SERVER_ENV, check_health, check_log
-from tests.faults.scenario import NOTES, Scenario
+from tests.faults.probes import SERVER_ENV
+from tests.faults.scenario import Scenario
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -20,14 +20,14 @@ def server_env(postgres: PrivatePostgres) -> dict[str, str]:
 
 async def test_postgres_stopped_then_started_while_clients_type(private_postgres, tmp_path):
     async with Scenario(server_env(private_postgres), tmp_path) as run:
-        await run.type_words(10)
-        await check_health(run.findings, run.http, failing=False, when="before the outage")
-        private_postgres.stop("immediate")
-        await run.probe_storage_down("PostgreSQL stopped", cold_open=True)
-        private_postgres.start()
-        await run.probe_recovered("PostgreSQL started again")
+        await run.outage(
+            "PostgreSQL stopped",
+            lambda: private_postgres.stop("immediate"),
+            "PostgreSQL started again",
+            private_postgres.start,
+            cold_open=True,
+        )
         await run.finish()
-    check_log(run.findings, run.log, list(NOTES))
     run.assert_no_problems()
 
 
@@ -38,19 +38,21 @@ async def test_postgres_restarted_while_clients_type(private_postgres, tmp_path)
         await run.probe_recovered("after a restart")
         private_postgres.restart("immediate")
         await run.probe_recovered("after a crash and restart")
-        await run.finish()
-    check_log(run.findings, run.log, list(NOTES), outages=2, optional=True)
+        # A restart may pass without a failed write, or cost one outage each.
+        await run.finish(outages=2, optional=True)
     run.assert_no_problems()
 
 
 async def test_postgres_read_only_while_clients_type(private_postgres, tmp_path):
-    # Broken without stopping: connections and reads work, every write fails.
+    # Broken without stopping: connections and reads work, every write fails. A note that is
+    # not loaded can still be read, so opening one is no part of this fault.
     async with Scenario(server_env(private_postgres), tmp_path) as run:
-        await run.type_words(10)
-        private_postgres.set_read_only(True)
-        await run.probe_storage_down("PostgreSQL read-only", cold_open=False)
-        private_postgres.set_read_only(False)
-        await run.probe_recovered("PostgreSQL writable again")
+        await run.outage(
+            "PostgreSQL read-only",
+            lambda: private_postgres.set_read_only(True),
+            "PostgreSQL writable again",
+            lambda: private_postgres.set_read_only(False),
+            cold_open=False,
+        )
         await run.finish()
-    check_log(run.findings, run.log, list(NOTES))
     run.assert_no_problems()
