@@ -1,9 +1,10 @@
 """One fault scenario: a real coscribe server, clients typing into its notes, and the count.
 
     async with Scenario(env, tmp_path) as run:
-        await run.outage("database down", database.stop, "database back", database.start,
-                         cold_open=True)   # probes the server during and after the fault
-        await run.finish()  # every typed word stored exactly once, the process alive, the log
+        # Probe the server during the fault and after it.
+        await run.outage("down", database.stop, "back", database.start, cold_open=True)
+        # Every typed word stored exactly once, the process alive, two log lines per note.
+        await run.finish()
     run.assert_no_problems()
 
 The typed notes are each edited by two typists; REST_NOTE is open in a room with one quiet
@@ -61,16 +62,20 @@ class Scenario:
         self.log = ""
 
     async def __aenter__(self) -> Scenario:
-        if "DATABASE_URL" in self.env:
-            migrated = run_cli(["db", "migrate"], self.env, self.cwd)
-            assert migrated.returncode == 0, migrated.stderr
-        self.server.start()
-        for note_id in (*NOTES, REST_NOTE, COLD_NOTE):
-            created = await self.http.post("/api/notes", json={"id": note_id})
-            assert created.status_code == 201, created.text
-        await self.watcher.connect()
-        await eventually(self.watcher.synced.is_set, what="the watcher's sync")
-        await self.typing.start()
+        try:
+            if "DATABASE_URL" in self.env:
+                migrated = run_cli(["db", "migrate"], self.env, self.cwd)
+                assert migrated.returncode == 0, migrated.stderr
+            self.server.start()
+            for note_id in (*NOTES, REST_NOTE, COLD_NOTE):
+                created = await self.http.post("/api/notes", json={"id": note_id})
+                assert created.status_code == 201, created.text
+            await self.watcher.connect()
+            await eventually(self.watcher.synced.is_set, what="the watcher's sync")
+            await self.typing.start()
+        except BaseException:
+            await self.__aexit__()  # no server or client outlives a failed start
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -184,7 +189,7 @@ class Scenario:
         check_log(self.findings, self.log, list(NOTES), outages, optional=optional)
         words = sum(len(w) for w in typed.values())
         self.findings.check(words > 0, "nobody typed anything")
-        self.typed_count = words
+        print(f"{words} words typed into {len(typed)} notes, counted in what is stored")
 
     def assert_no_problems(self) -> None:
         problems = self.findings.problems
