@@ -12,16 +12,22 @@ their VmHWM read from /proc.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-PEER_PYTHON = BENCH / ".venv-peers" / "bin" / "python"
+if __package__ in (None, ""):  # run as a script (bench/baseline.py): make `tests` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import ROOT
+from bench.servers import PEER_SERVER, peer_python
+from tests.live_server import COSCRIBE
+from tests.processes import accepts_tcp, answers_health, free_port, stop_process, wait_ready
+
+PEER_PYTHON = peer_python()
 
 LAYERS = [
     ("python", "pass"),
@@ -49,31 +55,16 @@ def imported_rss_mb(python: str, statement: str) -> float:
     return float(out.strip())
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def idle_rss_mb(cmd: list[str], port: int, env: dict[str, str]) -> float:
+def idle_rss_mb(cmd: list[str], ready: Callable[[], bool], env: dict[str, str]) -> float:
     process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    sock.recv(4096)
-                break
-            except OSError:
-                time.sleep(0.1)
-        time.sleep(1)
+        wait_ready(process, ready, 30)
+        time.sleep(1)  # idle for a moment after the first answer, as a server waits for clients
         status = Path(f"/proc/{process.pid}/status").read_text()
         line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
         return int(line.split()[1]) / 1024
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_process(process, 10)
 
 
 def main() -> None:
@@ -85,13 +76,15 @@ def main() -> None:
             "COSCRIBE_AUTH": "false",
         }
         port = free_port()
-        coscribe = [sys.executable, "-m", "server.cli", "serve", "--port", str(port)]
+        coscribe = [*COSCRIBE, "serve", "--port", str(port)]
         env["PYTHONPATH"] = str(ROOT)
-        rows.append(("coscribe serve, idle (SQLite)", idle_rss_mb(coscribe, port, env)))
+        ready = answers_health(f"http://127.0.0.1:{port}")
+        rows.append(("coscribe serve, idle (SQLite)", idle_rss_mb(coscribe, ready, env)))
     if PEER_PYTHON.exists():
         port = free_port()
-        peer = [str(PEER_PYTHON), str(BENCH / "peers" / "pycrdt_server.py"), "--port", str(port)]
-        rows.append(("pycrdt-websocket server, idle (memory)", idle_rss_mb(peer, port, {})))
+        peer = [str(PEER_PYTHON), str(PEER_SERVER), "--port", str(port)]
+        idle = idle_rss_mb(peer, accepts_tcp(port), {})
+        rows.append(("pycrdt-websocket server, idle (memory)", idle))
     else:
         print(f"({PEER_PYTHON} missing: run bench/run.py once to create it)", file=sys.stderr)
     print("| process | peak RSS (MB) |\n|---|---:|")

@@ -20,8 +20,8 @@ from persistence import migrate
 from persistence.config import DatabaseConfig, database_config_from_env
 from persistence.engine import Database
 from persistence.schema import metadata
+from tests.ci import IN_CI, unavailable
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get(
     "COSCRIBE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -48,11 +48,9 @@ def postgres_url() -> str:
     """The admin URL of the test PostgreSQL, or a skip (a failure under CI=true)."""
     problem = _postgres_unavailable()
     if problem is not None:
-        message = f"PostgreSQL is not reachable at {POSTGRES_URL}: {problem}"
-        if IN_CI:
-            pytest.fail(f"{message} (CI=true requires it)", pytrace=False)
-        pytest.skip(
-            f"{message}. Start PostgreSQL or set COSCRIBE_TEST_DATABASE_URL to enable these tests."
+        unavailable(
+            f"PostgreSQL is not reachable at {POSTGRES_URL}: {problem}",
+            "Start PostgreSQL or set COSCRIBE_TEST_DATABASE_URL to enable these tests.",
         )
     return POSTGRES_URL
 

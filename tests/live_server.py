@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import httpx
+from tests.processes import answers_health, free_port, stop_process, wait_ready
 
 COSCRIBE = [sys.executable, "-m", "server.cli"]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def clean_env(extra: Mapping[str, str], cwd: Path) -> dict[str, str]:
@@ -77,17 +69,12 @@ class LiveServer:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"server not healthy within {timeout}s:\n{self.log()}")
+        try:
+            wait_ready(self.process, answers_health(self.url), timeout)
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            raise type(exc)(f"server {exc}:\n{self.log()}") from None
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
@@ -95,14 +82,7 @@ class LiveServer:
     def stop(self, timeout: float = 15) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
-        return self.process.returncode
+        return stop_process(self.process, timeout)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no flush — what a crash or the OOM killer does."""

@@ -22,11 +22,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import fcntl
 import hashlib
 import itertools
 import json
-import os
 import selectors
 import shutil
 import subprocess
@@ -36,10 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from tests.ci import IN_CI
+from tests.locks import file_lock
+
 NODE_DIR = Path(__file__).resolve().parent / "node"
 PEER_SCRIPT = NODE_DIR / "peer.mjs"
 REFERENCE_SERVER_SCRIPT = NODE_DIR / "reference-server.mjs"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 MIN_NODE_MAJOR = 20
 START_TIMEOUT = 15.0
 # A call's own deadline is the peer-side timeout plus this margin, so that a peer-side timeout
@@ -90,18 +90,10 @@ def _node_modules_fresh() -> bool:
     return marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime
 
 
-@contextlib.contextmanager
-def _install_lock() -> Generator[None]:
+def _install_lock() -> contextlib.AbstractContextManager[None]:
     # Several test runs may share this working tree: two `npm ci` at once would delete each
-    # other's node_modules. The lock lives outside the tree so it needs no .gitignore entry.
-    digest = hashlib.sha256(str(NODE_DIR).encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"coscribe-npm-{digest}.lock"
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    # other's node_modules.
+    return file_lock("npm-" + hashlib.sha256(str(NODE_DIR).encode()).hexdigest()[:16])
 
 
 _installed = False

@@ -31,6 +31,11 @@ class YClient:
         self._applying = False
 
     @property
+    def connected(self) -> bool:
+        """True while the socket is open (its reader runs until the server or we close it)."""
+        return self._reader is not None and not self._reader.done()
+
+    @property
     def text(self) -> pycrdt.Text:
         return self.doc.get("content", type=pycrdt.Text)
 

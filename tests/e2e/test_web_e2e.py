@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci import unavailable
 from tests.live_server import ROOT, LiveServer, run_cli
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 SCRIPT = Path(__file__).resolve().parent / "e2e.mjs"
 OUTPUT = ROOT / "test-output" / "e2e"
@@ -30,18 +30,18 @@ TIMEOUT_S = 300
 START_URL = re.compile(r"^\s+(http://\S+/#token=(\S+))$", re.MULTILINE)
 
 
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true requires the browser end-to-end tests)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def built_web() -> None:
     if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing: `apt-get install -y chromium` (scripts/test does it)")
+        unavailable(
+            f"{CHROMIUM} is missing",
+            "Run `apt-get install -y chromium` (scripts/test does it) to enable the browser tests.",
+        )
     if shutil.which("node") is None or shutil.which("npm") is None:
-        _unavailable("node and npm are needed to build web/ and drive the browser")
+        unavailable(
+            "node and npm are needed to build web/ and drive the browser",
+            "Install Node and npm to enable the browser tests.",
+        )
     result = subprocess.run(
         ["bash", "-c", "source scripts/bootstrap.sh && build_web"],
         cwd=ROOT,

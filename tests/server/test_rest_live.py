@@ -4,6 +4,7 @@ import asyncio
 
 import httpx
 
+from crdt.protocol import SyncUpdate
 from server import closecodes
 from tests.live_server import LiveServer
 from tests.yclient import YClient, eventually
@@ -24,10 +25,15 @@ async def test_rest_edits_reach_live_editors_and_reads_see_live_edits(server):
         await http.put("/api/notes/live/text", json={"text": "base, edited over REST"})
         await eventually(lambda: str(watcher.text) == "base, edited over REST", timeout=5)
 
-        # A browser types; a REST read a moment later already has it (from the live room).
+        # A browser types; a REST read right after the server took it has it (from the live
+        # room). The server applies an update before it echoes it to its sender: the echo
+        # says the edit is in the room.
+        seen = len(watcher.received)
         watcher.text.insert(0, "typed: ")
-        await eventually(lambda: str(watcher.text).startswith("typed: "))
-        await asyncio.sleep(0.05)  # the update's trip to the server
+        await eventually(
+            lambda: any(isinstance(m, SyncUpdate) for m in watcher.received[seen:]),
+            what="the server's echo of the edit",
+        )
         text = (await http.get("/api/notes/live/content", headers={"accept": "text/plain"})).text
         assert text == "typed: base, edited over REST"
 
