@@ -47,8 +47,8 @@ class Connection:
         self._closing: asyncio.Task[None] | None = None
         self.close_code: int | None = None
         self.closed = asyncio.Event()
-        # Awareness client ids this connection announced; removed when it leaves.
-        self.client_ids: set[int] = set()
+        # Awareness entries of this connection's that were over a limit or not its own.
+        self.awareness_dropped = 0
         self.principal = principal
         self.dropped_updates = 0
 

@@ -168,6 +168,7 @@ class RoomRegistry:
             size=len(stored.state or b"") + sum(len(update) for _, update in stored.updates),
             max_bytes=self.settings.max_note_bytes,
             workspace_id=stored.workspace_id,
+            awareness_limits=self.settings.awareness_limits,
         )
         self.persister.track(note_id, log_rows=len(stored.updates))
         self.rooms[note_id] = room

@@ -21,7 +21,7 @@ from typing import Protocol
 import pycrdt
 
 from crdt import protocol
-from crdt.awareness import AwarenessStates
+from crdt.awareness import AwarenessLimits, AwarenessStates
 from crdt.document import apply_update
 from crdt.protocol import (
     AwarenessUpdate,
@@ -32,6 +32,7 @@ from crdt.protocol import (
     SyncUpdate,
 )
 
+from . import closecodes
 from .connection import Connection
 
 log = logging.getLogger("coscribe.room")
@@ -70,12 +71,13 @@ class Room:
         size: int = 0,
         max_bytes: int | None = None,
         workspace_id: str | None = None,
+        awareness_limits: AwarenessLimits | None = None,
     ) -> None:
         self.note_id = note_id
         self.workspace_id = workspace_id  # a note never changes workspace
         self.doc = doc
         self.connections: set[Connection] = set()
-        self.awareness = AwarenessStates(awareness_timeout_s)
+        self.awareness = AwarenessStates(awareness_timeout_s, awareness_limits)
         self.sinks = tuple(sinks)
         # Server-side users holding the room open (REST edits) besides its connections.
         self.leases = 0
@@ -111,16 +113,17 @@ class Room:
         self.connections.add(connection)
         connection.start()
         connection.send(protocol.sync_step1(self.doc.get_state()))
-        entries = self.awareness.entries()
-        if entries:
-            connection.send(protocol.awareness(protocol.awareness_payload(entries)))
+        # Bounded by the awareness limits, which the settings keep within a send queue.
+        states = self.awareness.payload()
+        if states is not None:
+            connection.send(protocol.awareness(states))
 
     def leave(self, connection: Connection) -> None:
         """Forget a connection and the awareness states it owned. Idempotent."""
         if connection not in self.connections:
             return
         self.connections.discard(connection)
-        removed = self.awareness.remove(connection.client_ids, time.monotonic())
+        removed = self.awareness.remove_owner(connection, time.monotonic())
         if removed:
             self.broadcast(protocol.awareness(protocol.awareness_payload(removed)))
 
@@ -154,32 +157,43 @@ class Room:
             case AwarenessUpdate(entries):
                 self._receive_awareness(connection, entries)
             case QueryAwareness():
-                entries = self.awareness.entries()
-                connection.send(protocol.awareness(protocol.awareness_payload(entries)))
+                states = self.awareness.payload()
+                empty = protocol.awareness_payload(())
+                connection.send(protocol.awareness(empty if states is None else states))
             case _:
                 pass  # auth messages from clients and unknown types are ignored
 
     def _receive_awareness(
         self, connection: Connection, entries: tuple[protocol.AwarenessEntry, ...]
     ) -> None:
-        changed = self.awareness.apply(entries, time.monotonic())
-        if len(entries) == 1:
-            # A client announces only itself: that is how we learn which ids a connection owns.
-            entry = entries[0]
-            # Only a change counts: stock y-websocket clients echo every awareness change they
-            # receive (others' states, same clock), and an echo must not make them owners.
-            if entry.state is None:
-                connection.client_ids.discard(entry.client_id)
-            elif changed:
-                connection.client_ids.add(entry.client_id)
-        if changed:
-            self.broadcast(protocol.awareness(protocol.awareness_payload(changed)))
+        # Every state a connection announces is its own and goes when it leaves. A client that
+        # reconnects with the same principal may take its id over from its old socket.
+        applied = self.awareness.apply(
+            entries,
+            time.monotonic(),
+            connection,
+            may_take_over=lambda owner: owner.principal == connection.principal,
+        )
+        if applied.refused:
+            log.warning("%r: %s, closing", connection, applied.refused)
+            connection.abort(closecodes.POLICY, "too many awareness entries")
+            return
+        if applied.dropped:
+            # One line per connection: a client that keeps sending the same thing would
+            # otherwise write one per message.
+            report = log.debug if connection.awareness_dropped else log.info
+            connection.awareness_dropped += applied.dropped.total()
+            report(
+                "%r: awareness entries dropped (%s)",
+                connection,
+                ", ".join(f"{count} {why}" for why, count in applied.dropped.items()),
+            )
+        if applied.changed:
+            self.broadcast(protocol.awareness(protocol.awareness_payload(applied.changed)))
 
     def expire_awareness(self) -> None:
         removed = self.awareness.expire(time.monotonic())
         if removed:
-            for connection in self.connections:
-                connection.client_ids.difference_update(entry.client_id for entry in removed)
             self.broadcast(protocol.awareness(protocol.awareness_payload(removed)))
 
     # --- document -----------------------------------------------------------------------

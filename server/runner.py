@@ -80,7 +80,10 @@ def run(app: Starlette, settings: Settings, *, first_token: str | None = None) -
         ws_ping_timeout=settings.ws_ping_interval_s,
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
         http=GuardedHttpProtocol.configured(
-            settings.handshake_timeout_s, settings.max_handshake_bytes
+            settings.handshake_timeout_s,
+            settings.max_handshake_bytes,
+            settings.body_timeout_s,
+            settings.max_http_connections_per_address,
         ),
     )
     # The cyclic garbage collector's full passes walk every object the libraries created at

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from crdt.awareness import AwarenessLimits
 from persistence.config import ConfigError, DatabaseConfig, database_config_from_env
 from persistence.errors import InvalidError
 from persistence.stores import schedules
@@ -98,6 +99,35 @@ class Settings:
     awareness_timeout_s: int = setting(
         30, "Awareness states not renewed for this long are removed and the removal broadcast."
     )
+    max_awareness_ids_per_connection: int = setting(
+        8,
+        "Awareness client ids one websocket may announce (a browser tab announces one); "
+        "states for more ids are dropped.",
+    )
+    max_awareness_state_bytes: int = setting(
+        8 * 1024, "Largest awareness state (its JSON) kept and passed on; bigger ones are dropped."
+    )
+    max_awareness_states_per_note: int = setting(
+        1000,
+        "Awareness states one note holds at once; past it new states are dropped, and a "
+        "message with more entries than this closes its websocket with 1008.",
+    )
+    max_awareness_bytes_per_note: int = setting(
+        1024 * 1024,
+        "Bytes of awareness state (JSON) one note holds at once, which bounds what a newcomer "
+        "is sent on joining; past it new or bigger states are dropped.",
+    )
+    body_timeout_s: int = setting(
+        30,
+        "Time a client has to send a complete request body once its head is in; a slower "
+        "body gets 408 and the connection is closed.",
+    )
+    max_http_connections_per_address: int = setting(
+        50,
+        "HTTP connections (kept-alive ones included; a websocket counts in "
+        "max_connections_per_address instead once upgraded) one client address may hold at "
+        "once; more get 503 and are closed at once.",
+    )
     auto_version_interval_s: int = setting(
         600, "While a note is edited, take an automatic version this often (0: never)."
     )
@@ -138,6 +168,10 @@ class Settings:
     def cors(self) -> list[str]:
         return sorted(_origins(self.cors_origins))
 
+    @functools.cached_property
+    def awareness_limits(self) -> AwarenessLimits:
+        return _awareness_limits(vars(self))
+
     @classmethod
     def fields(cls) -> list[dataclasses.Field[Any]]:
         return list(dataclasses.fields(cls))
@@ -149,6 +183,15 @@ class Settings:
 
 def _origins(raw: str) -> frozenset[str]:
     return frozenset(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
+
+
+def _awareness_limits(values: Mapping[str, Any]) -> AwarenessLimits:
+    return AwarenessLimits(
+        max_ids_per_owner=values["max_awareness_ids_per_connection"],
+        max_state_bytes=values["max_awareness_state_bytes"],
+        max_states=values["max_awareness_states_per_note"],
+        max_bytes=values["max_awareness_bytes_per_note"],
+    )
 
 
 def _parse(name: str, kind: type, raw: str) -> Any:
@@ -193,11 +236,28 @@ def _check(values: dict[str, Any]) -> None:
         "update_burst",
         "handshake_timeout_s",
         "max_handshake_bytes",
+        "max_awareness_ids_per_connection",
+        "max_awareness_state_bytes",
+        "max_awareness_states_per_note",
+        "max_awareness_bytes_per_note",
+        "body_timeout_s",
+        "max_http_connections_per_address",
     ):
         if values[name] <= 0:
             raise ConfigError(
                 Settings.env_name(name), f"must be greater than 0, got {values[name]}"
             )
+    # A newcomer is sent every awareness state of the note in one frame, into a send queue
+    # that also holds the note's step1 and whatever is broadcast meanwhile.
+    welcome = _awareness_limits(values).max_frame_bytes()
+    if welcome > values["send_queue_bytes"] // 2:
+        raise ConfigError(
+            Settings.env_name("max_awareness_bytes_per_note"),
+            f"a note's awareness states (up to {welcome} bytes with "
+            f"{Settings.env_name('max_awareness_states_per_note')}="
+            f"{values['max_awareness_states_per_note']}) must fit in half of "
+            f"{Settings.env_name('send_queue_bytes')} ({values['send_queue_bytes']})",
+        )
     if not values["auth"] and not is_loopback(values["host"]):
         raise ConfigError(
             Settings.env_name("auth"),

@@ -36,8 +36,14 @@ log = logging.getLogger("coscribe.ws")
 
 CLOSE_WAIT_S = 5
 NOTE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-# Messages that cost the room work, and so count against a connection's rate.
-RATED = (protocol.SyncStep2, protocol.SyncUpdate, protocol.AwarenessUpdate)
+# Messages that cost the room work, and so count against a connection's rate (a query is
+# answered with every awareness state of the note).
+RATED = (
+    protocol.SyncStep2,
+    protocol.SyncUpdate,
+    protocol.AwarenessUpdate,
+    protocol.QueryAwareness,
+)
 
 
 class Rate:
