@@ -106,6 +106,7 @@ def start_server(name: str, workdir: Path) -> RunningServer:
         env.update(
             COSCRIBE_AUTH="false",
             COSCRIBE_MAX_CONNECTIONS_PER_ADDRESS="1000000",
+            COSCRIBE_MAX_HTTP_CONNECTIONS_PER_ADDRESS="1000000",
             COSCRIBE_MAX_CONNECTIONS_PER_NOTE="1000000",
             COSCRIBE_MAX_UPDATES_PER_S="1000000",
             COSCRIBE_UPDATE_BURST="1000000",

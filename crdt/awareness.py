@@ -15,10 +15,11 @@ what one owner and the whole room may hold, so what a newcomer is sent on joinin
 - An entry that would change or remove a state another owner holds is dropped. Stock
   y-websocket clients echo every change they receive, others' states included, with the same
   clock: an echo changes nothing, so it is neither a claim nor dropped.
-- The one exception is a single-entry message, a client speaking for itself: it may take its
-  id over from another owner if `may_take_over(that owner)` says so. The room allows it for
-  the same principal: a client that reconnects keeps its id, and its old socket may not be
-  known to be gone yet.
+- There is no taking over, not even of a client's own id: a y-websocket client that
+  reconnects keeps its id, and while the server has not noticed its old socket is gone, the
+  new socket's changes to that id are dropped. That heals itself: the old socket's state is
+  removed when it closes or times out (30 s without renewal), the removal is broadcast, and
+  the client, which never lets a peer remove its own state, announces it again at once.
 - Over a bound (too many ids for one owner, a state too big, the room full) the entry is
   dropped and counted in Applied.dropped; a message with more entries than the room may hold
   states is refused whole (no client sends one).
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .lib0 import MAX_VAR_UINT, write_var_bytes, write_var_uint
@@ -52,7 +53,7 @@ class AwarenessLimits:
     max_ids_per_owner: int = 8
     max_state_bytes: int = 8 * 1024  # a state's JSON, as the server sends it on
     max_states: int = 1000
-    max_bytes: int = 1024 * 1024  # every state's JSON together
+    max_bytes: int = 512 * 1024  # every state's JSON together
 
     def max_payload_bytes(self) -> int:
         """The largest awareness payload with every state of a room (what a newcomer gets)."""
@@ -118,7 +119,6 @@ class AwarenessStates:
         entries: Sequence[AwarenessEntry],
         now: float,
         owner: Hashable = None,
-        may_take_over: Callable[[Hashable], bool] | None = None,
     ) -> Applied:
         """Apply an inbound message from `owner`; returns what changed and what was dropped.
 
@@ -133,8 +133,6 @@ class AwarenessStates:
                 f"over the note's limit of {self.limits.max_states} states"
             )
             return result
-        # Only a client speaking for itself (a single-entry message) may take an id over.
-        take_over = may_take_over if len(entries) == 1 else None
         # Last word per client id: a message that changes one id many times is broadcast
         # with its final state only, so what goes out is bounded like what is kept.
         changed: dict[int, AwarenessEntry] = {}
@@ -149,7 +147,7 @@ class AwarenessStates:
             removes_known = entry.clock == known_clock and entry.state is None and current
             if not (newer or removes_known):
                 continue
-            if current is not None and not _may_change(current, owner, take_over):
+            if current is not None and current.owner != owner:
                 # A foreign removal is what a stock client echoes when its own timer dropped
                 # a peer: harmless, and no reason to complain.
                 if entry.state is not None:
@@ -254,9 +252,3 @@ class AwarenessStates:
         for client_id in forgotten:
             del self._removed[client_id]
         return self.remove(stale, now)
-
-
-def _may_change(
-    current: _State, owner: Hashable, take_over: Callable[[Hashable], bool] | None
-) -> bool:
-    return current.owner == owner or (take_over is not None and take_over(current.owner))

@@ -166,14 +166,8 @@ class Room:
     def _receive_awareness(
         self, connection: Connection, entries: tuple[protocol.AwarenessEntry, ...]
     ) -> None:
-        # Every state a connection announces is its own and goes when it leaves. A client that
-        # reconnects with the same principal may take its id over from its old socket.
-        applied = self.awareness.apply(
-            entries,
-            time.monotonic(),
-            connection,
-            may_take_over=lambda owner: owner.principal == connection.principal,
-        )
+        # Every state a connection announces is its own, and goes when it leaves.
+        applied = self.awareness.apply(entries, time.monotonic(), connection)
         if applied.refused:
             log.warning("%r: %s, closing", connection, applied.refused)
             connection.abort(closecodes.POLICY, "too many awareness entries")

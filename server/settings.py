@@ -113,9 +113,10 @@ class Settings:
         "message with more entries than this closes its websocket with 1008.",
     )
     max_awareness_bytes_per_note: int = setting(
-        1024 * 1024,
+        512 * 1024,
         "Bytes of awareness state (JSON) one note holds at once, which bounds what a newcomer "
-        "is sent on joining; past it new or bigger states are dropped.",
+        "is sent on joining (under 1 MiB, the default frame limit of many websocket clients); "
+        "past it new or bigger states are dropped.",
     )
     body_timeout_s: int = setting(
         30,
@@ -124,9 +125,9 @@ class Settings:
     )
     max_http_connections_per_address: int = setting(
         50,
-        "HTTP connections (kept-alive ones included; a websocket counts in "
-        "max_connections_per_address instead once upgraded) one client address may hold at "
-        "once; more get 503 and are closed at once.",
+        "HTTP connections one client address may hold at once, kept-alive ones included (an "
+        "upgraded websocket counts in COSCRIBE_MAX_CONNECTIONS_PER_ADDRESS instead); more get "
+        "503 and are closed at once.",
     )
     auto_version_interval_s: int = setting(
         600, "While a note is edited, take an automatic version this often (0: never)."

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -201,11 +201,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise Problem(413, f"the body is over the limit of {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Problem(413, f"the body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Problem(413, f"the body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client left, or was cut off for a body too slow (408, see handshake.py): this
+        # answer goes nowhere, but the request ends without a traceback.
+        raise Problem(400, "the connection closed before the body was complete") from None
     return b"".join(chunks)
 
 
