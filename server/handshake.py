@@ -74,7 +74,7 @@ class AddressCounts:
             self._refused[address] = (suppressed + 1, at)
             return
         log.warning(
-            "%s: %d HTTP connections open, the limit: refusing more with 503%s",
+            "%s: at the limit of %d HTTP connections, refusing more with 503%s",
             address,
             self.limit,
             f" ({suppressed} refused since the last line)" if suppressed else "",

@@ -19,6 +19,7 @@ from crdt.awareness import AwarenessLimits
 from crdt.protocol import AwarenessEntry, AwarenessUpdate
 from server import closecodes
 from tests.live_server import LiveServer
+from tests.node_peer import NodePeer, require_node
 from tests.yclient import YClient, eventually
 
 WELCOME_BOUND = AwarenessLimits().max_frame_bytes()  # the default limits
@@ -108,8 +109,6 @@ async def test_an_awareness_flood_is_bounded_and_a_newcomer_gets_in_at_once(tmp_
 
 
 async def test_a_real_y_websocket_client_gets_in_during_a_flood(tmp_path):
-    from tests.node_peer import NodePeer, require_node
-
     require_node()
     with LiveServer(env(tmp_path), tmp_path) as server:
         bystander = await connected(server, "crowd", client_id=1)
