@@ -37,9 +37,10 @@ from sqlalchemy import exc as sa_exc
 
 from crdt import document
 
+from .checks import check_id, text
 from .errors import ConflictError, InvalidError, NotFoundError, StoreError
+from .paging import DEFAULT_LIMIT, Page, keyset_page
 from .schema import note_snapshots, note_updates, notes, workspaces
-from .stores.base import DEFAULT_LIMIT, Page, check_id, keyset_page, text
 
 MAX_UPDATE_BYTES = 16 * 1024 * 1024
 MAX_TITLE_CHARS = 500  # notes.title

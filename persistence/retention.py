@@ -42,12 +42,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .checks import as_now
 from .config import ConfigError
 from .engine import Database
 from .errors import InvalidError
 from .schema import background_tasks, note_snapshots, note_updates, notes, workspaces
 from .stores.background_tasks import FINISHED
-from .stores.base import as_now
 
 DAY_S = 86_400
 DEFAULT_VERSION_RETENTION_S = 90 * DAY_S

@@ -18,9 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from . import schema
+from .checks import as_now
 from .errors import InvalidError, NotFoundError
+from .paging import Row
 from .stores import workspaces
-from .stores.base import Row, as_now
 
 ROLES = ("admin", "editor", "viewer")
 PREFIX = "cs"

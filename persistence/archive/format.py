@@ -50,6 +50,7 @@ import sqlalchemy as sa
 from crdt import document
 
 from .. import notes as notes_store
+from ..checks import check_id
 from ..errors import ConflictError, InvalidError
 from ..schema import (
     UtcDateTime,
@@ -67,7 +68,6 @@ from ..schema import (
     tokens,
     workspaces,
 )
-from ..stores.base import check_id
 
 FORMAT = "coscribe-archive"
 FORMAT_VERSION = 1

@@ -10,18 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from .. import schema
-from .base import (
-    DEFAULT_LIMIT,
-    WORKSPACE,
-    Entity,
-    Page,
-    Row,
-    choice,
-    json_object,
-    reference,
-    text,
-    timestamp,
-)
+from ..checks import choice, json_object, reference, text, timestamp
+from ..paging import DEFAULT_LIMIT, Page, Row
+from .entity import WORKSPACE, Entity
 
 STATUSES = ("idle", "busy", "offline", "disabled")
 

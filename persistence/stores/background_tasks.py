@@ -19,23 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from .. import schema
+from ..checks import as_now, choice, integer, json_object, number, reference, text, timestamp
 from ..errors import ConflictError
-from .base import (
-    DEFAULT_LIMIT,
-    WORKSPACE,
-    Entity,
-    Page,
-    Ref,
-    Row,
-    as_now,
-    choice,
-    integer,
-    json_object,
-    number,
-    reference,
-    text,
-    timestamp,
-)
+from ..paging import DEFAULT_LIMIT, Page, Row
+from .entity import WORKSPACE, Entity, Ref
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from .. import schema
-from .base import DEFAULT_LIMIT, WORKSPACE, Entity, Page, Row, reference, text
+from ..checks import reference, text
+from ..paging import DEFAULT_LIMIT, Page, Row
+from .entity import WORKSPACE, Entity
 
 _codebases = Entity(
     schema.codebases,

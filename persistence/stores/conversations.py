@@ -13,21 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from .. import schema
+from ..checks import as_now, check_id, choice, json_object, reference, text
 from ..errors import NotFoundError
-from .base import (
-    DEFAULT_LIMIT,
-    WORKSPACE,
-    Entity,
-    Page,
-    Ref,
-    Row,
-    as_now,
-    check_id,
-    choice,
-    json_object,
-    reference,
-    text,
-)
+from ..paging import DEFAULT_LIMIT, Page, Row
+from .entity import WORKSPACE, Entity, Ref
 
 STATUSES = ("open", "closed", "archived")
 ROLES = ("user", "assistant", "system", "tool")

@@ -20,21 +20,11 @@ import sqlalchemy as sa
 from croniter import CroniterError, croniter
 
 from .. import schema
+from ..checks import boolean, integer, json_object, reference, text, timestamp
 from ..errors import InvalidError
+from ..paging import DEFAULT_LIMIT, Page, Row
 from . import background_tasks
-from .base import (
-    DEFAULT_LIMIT,
-    WORKSPACE,
-    Entity,
-    Page,
-    Row,
-    boolean,
-    integer,
-    json_object,
-    reference,
-    text,
-    timestamp,
-)
+from .entity import WORKSPACE, Entity
 
 _FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _NAMES = {

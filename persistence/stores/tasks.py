@@ -14,21 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from .. import schema
+from ..checks import check_id, choice, integer, reference, text
 from ..errors import ConflictError, InvalidError, NotFoundError
-from .base import (
-    DEFAULT_LIMIT,
-    WORKSPACE,
-    Entity,
-    Page,
-    Ref,
-    Row,
-    check_id,
-    choice,
-    integer,
-    lock_row,
-    reference,
-    text,
-)
+from ..paging import DEFAULT_LIMIT, Page, Row
+from .entity import WORKSPACE, Entity, Ref, lock_row
 
 STATUSES = ("todo", "in_progress", "blocked", "done", "cancelled")
 OPEN_STATUSES = ("todo", "in_progress", "blocked")

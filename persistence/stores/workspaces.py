@@ -12,8 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from .. import schema
+from ..checks import json_object, text
 from ..errors import ConflictError, InvalidError, NotFoundError
-from .base import DEFAULT_LIMIT, Entity, Page, Row, json_object, text
+from ..paging import DEFAULT_LIMIT, Page, Row
+from .entity import Entity
 
 DEFAULT_ID = "default"
 DEFAULT_SLUG = "default"

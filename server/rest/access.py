@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from persistence import schema
-from persistence.stores.base import MISSING, workspace_of
+from persistence.stores.entity import MISSING, workspace_of
 
 from ..auth import Authenticator, Principal, Refused, bearer
 from .problems import Problem

@@ -15,13 +15,14 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from persistence.stores.base import DEFAULT_LIMIT, INT32_MAX, INT32_MIN, MAX_LIMIT, Page
+from persistence.checks import INT32_MAX, INT32_MIN
+from persistence.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 from .api import Api, Call
 
 Row = dict[str, Any]
 
-# What the stores accept as an id (persistence.stores.base.check_id).
+# What the stores accept as an id (persistence.checks.check_id).
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 Id = Annotated[str, Field(pattern=ID_PATTERN, description="1-128 characters of A-Z a-z 0-9 _ -.")]
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from persistence import schema
 from persistence.errors import ConflictError, InvalidError, NotFoundError
+from persistence.paging import MAX_LIMIT, Page
 from persistence.stores import (
     agents,
     background_tasks,
@@ -28,7 +29,6 @@ from persistence.stores import (
     tasks,
     workspaces,
 )
-from persistence.stores.base import MAX_LIMIT, Page
 
 from .store_helpers import (
     T0,

@@ -1,304 +1,34 @@
-"""The generic machinery of the plain stores; the entity modules only declare their fields.
+"""The Entity base of the plain stores: the entity modules only declare their fields.
 
 Every function takes the caller's Connection and never commits: the caller owns the
 transaction. Rows are plain dicts whose datetimes are timezone-aware UTC.
 
-Input is validated before any SQL runs (types, lengths that match schema.py, NUL characters
-PostgreSQL refuses, integer ranges, JSON that both JSON and JSONB accept), and references are
-looked up explicitly, so a driver error is never how bad input is reported. What validation
-cannot foresee is a concurrent transaction (PostgreSQL) committing a clashing row between our
-check and our write: such writes run in a savepoint and come back as ConflictError or
-NotFoundError, with the savepoint undone so nothing is left half-written.
+Fields are checked (persistence.checks) and references looked up explicitly before writing.
+What that cannot foresee is a concurrent transaction (PostgreSQL) committing a clashing row
+between our check and our write: such writes run in a savepoint and come back as
+ConflictError or NotFoundError, with the savepoint undone so nothing is left half-written.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from .. import schema
+from ..checks import Check, as_now, check_id, new_id
 from ..errors import ConflictError, InvalidError, NotFoundError
+from ..paging import DEFAULT_LIMIT, Page, Row, check_limit, keyset_page
 
-Row = dict[str, Any]
-# A check takes what is being checked ("agent name") and a value; it returns the value to store
-# or raises InvalidError with a message naming what was wrong.
-Check = Callable[[str, Any], Any]
 # Called on every write after the fields are checked: (conn, old row or None, new row, now).
 # It may set derived columns on the new row or raise a StoreError.
 Prepare = Callable[[sa.Connection, "Row | None", Row, datetime], None]
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
-MAX_TEXT_CHARS = 1_000_000
-MAX_JSON_CHARS = 1_000_000
-MAX_JSON_DEPTH = 64
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{schema.ID_LENGTH}}}")
 _COLLECTIONS = (list, tuple, set, frozenset)
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a list; pass ``next_cursor`` back to get the next one (None: no more)."""
-
-    items: list[Row]
-    next_cursor: str | None
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _show(value: Any) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
-
-
-def _kind(value: Any) -> str:
-    return type(value).__name__
-
-
-# --- checks ------------------------------------------------------------------------------------
-
-
-def check_id(what: str, value: Any) -> str:
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise InvalidError(
-            f"invalid {what}: expected 1-{schema.ID_LENGTH} characters of A-Z a-z 0-9 _ -, "
-            f"got {_show(value)}"
-        )
-    return value
-
-
-def _check_string(what: str, value: str) -> None:
-    if "\x00" in value:
-        raise InvalidError(f"invalid {what}: NUL characters are not allowed")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidError(f"invalid {what}: not valid Unicode (lone surrogate)") from None
-
-
-def text(
-    max_length: int = MAX_TEXT_CHARS,
-    *,
-    blank: bool = True,
-    nullable: bool = False,
-    pattern: re.Pattern[str] | None = None,
-    hint: str = "",
-) -> Check:
-    """A string of at most ``max_length`` characters; ``blank=False`` refuses empty ones."""
-
-    def check(what: str, value: Any) -> Any:
-        if value is None and nullable:
-            return None
-        if not isinstance(value, str):
-            raise InvalidError(f"invalid {what}: expected a string, got {_kind(value)}")
-        _check_string(what, value)
-        if len(value) > max_length:
-            raise InvalidError(
-                f"invalid {what}: at most {max_length} characters allowed, got {len(value)}"
-            )
-        if not blank and not value.strip():
-            raise InvalidError(f"invalid {what}: must not be empty")
-        if pattern is not None and not pattern.fullmatch(value):
-            raise InvalidError(f"invalid {what}: {hint}, got {_show(value)}")
-        return value
-
-    return check
-
-
-def reference(*, nullable: bool = True) -> Check:
-    """The id of another row (its existence is checked by Entity through ``refs``)."""
-
-    def check(what: str, value: Any) -> Any:
-        return None if value is None and nullable else check_id(what, value)
-
-    return check
-
-
-def choice(*allowed: str) -> Check:
-    def check(what: str, value: Any) -> Any:
-        if value not in allowed or not isinstance(value, str):
-            raise InvalidError(
-                f"invalid {what}: expected one of {', '.join(allowed)}, got {_show(value)}"
-            )
-        return value
-
-    return check
-
-
-def integer(minimum: int = INT32_MIN, maximum: int = INT32_MAX) -> Check:
-    def check(what: str, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidError(f"invalid {what}: expected an integer, got {_kind(value)}")
-        if not minimum <= value <= maximum:
-            raise InvalidError(f"invalid {what}: must be between {minimum} and {maximum}")
-        return value
-
-    return check
-
-
-def number(what: str, value: Any, minimum: float, maximum: float) -> float:
-    """A count of seconds and the like: an int or float within bounds."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidError(f"invalid {what}: expected a number, got {_kind(value)}")
-    if not minimum <= value <= maximum:  # also refuses NaN
-        raise InvalidError(f"invalid {what}: must be between {minimum:g} and {maximum:g}")
-    return value
-
-
-def boolean() -> Check:
-    def check(what: str, value: Any) -> Any:
-        if not isinstance(value, bool):
-            raise InvalidError(f"invalid {what}: expected true or false, got {_kind(value)}")
-        return value
-
-    return check
-
-
-def timestamp(*, nullable: bool = False) -> Check:
-    def check(what: str, value: Any) -> Any:
-        if value is None and nullable:
-            return None
-        if not isinstance(value, datetime) or value.utcoffset() is None:
-            raise InvalidError(
-                f"invalid {what}: expected a timezone-aware datetime, got {_show(value)}"
-            )
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:
-            raise InvalidError(f"invalid {what}: out of range") from None
-
-    return check
-
-
-def as_now(now: datetime | None) -> datetime:
-    return utcnow() if now is None else timestamp()("now", now)
-
-
-def _walk_json(what: str, value: Any, depth: int) -> None:
-    if depth > MAX_JSON_DEPTH:
-        raise InvalidError(f"invalid {what}: nested deeper than {MAX_JSON_DEPTH} levels")
-    if isinstance(value, str):
-        _check_string(what, value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidError(f"invalid {what}: object keys must be strings, got {_kind(key)}")
-            _check_string(what, key)
-            _walk_json(what, item, depth + 1)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _walk_json(what, item, depth + 1)
-
-
-def json_object(*, nullable: bool = False) -> Check:
-    """A JSON object (dict). None stores ``{}`` unless the column is nullable.
-
-    The value is returned as a JSON round-trip copy, so what a store returns equals what a
-    later read returns (tuples become lists) and the caller's dict is never shared.
-    """
-
-    def check(what: str, value: Any) -> Any:
-        if value is None:
-            return None if nullable else {}
-        if not isinstance(value, dict):
-            raise InvalidError(f"invalid {what}: expected a JSON object (dict), got {_kind(value)}")
-        _walk_json(what, value, 0)
-        try:
-            encoded = json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidError(f"invalid {what}: not JSON-serializable ({exc})") from None
-        if len(encoded) > MAX_JSON_CHARS:
-            raise InvalidError(f"invalid {what}: larger than {MAX_JSON_CHARS} bytes as JSON")
-        return json.loads(encoded)
-
-    return check
-
-
-def check_limit(limit: Any) -> int:
-    return integer(1, MAX_LIMIT)("limit", limit)
-
-
-# --- cursors -----------------------------------------------------------------------------------
-
-
-def _encode_cursor(values: Sequence[Any]) -> str:
-    plain = [value.isoformat() if isinstance(value, datetime) else value for value in values]
-    raw = json.dumps(plain, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: Any, columns: Sequence[sa.Column[Any]]) -> list[Any]:
-    invalid = InvalidError(f"invalid cursor {_show(cursor)}: pass back a next_cursor unchanged")
-    if not isinstance(cursor, str) or len(cursor) > 1000:
-        raise invalid
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):  # bad base64, bad UTF-8, bad JSON
-        raise invalid from None
-    if not isinstance(raw, list) or len(raw) != len(columns):
-        raise invalid
-    values: list[Any] = []
-    for column, value in zip(columns, raw, strict=True):
-        try:
-            if isinstance(column.type, schema.UtcDateTime):
-                values.append(timestamp()("cursor", datetime.fromisoformat(value)))
-            elif isinstance(column.type, sa.Integer):
-                values.append(integer(-(2**63), 2**63 - 1)("cursor", value))
-            else:
-                values.append(text(schema.ID_LENGTH)("cursor", value))
-        except (TypeError, ValueError, InvalidError):
-            raise invalid from None
-    return values
-
-
-def _after(order: Sequence[tuple[sa.Column[Any], bool]], values: Sequence[Any]) -> Any:
-    """Rows strictly after ``values`` in ``order`` (column, descending): the keyset predicate."""
-    branches = []
-    for i, (column, descending) in enumerate(order):
-        equal = [col == value for (col, _), value in zip(order[:i], values[:i], strict=True)]
-        beyond = column < values[i] if descending else column > values[i]
-        branches.append(sa.and_(*equal, beyond))
-    return sa.or_(*branches)
-
-
-def keyset_page(
-    conn: sa.Connection,
-    query: sa.Select[Any],
-    order: Sequence[tuple[sa.Column[Any], bool]],
-    limit: int,
-    cursor: str | None,
-) -> Page:
-    """One page of ``query`` in ``order`` (column, descending) after ``cursor``."""
-    limit = check_limit(limit)
-    if cursor is not None:
-        columns = [column for column, _ in order]
-        query = query.where(_after(order, _decode_cursor(cursor, columns)))
-    query = query.order_by(*(c.desc() if descending else c.asc() for c, descending in order))
-    items = [dict(row) for row in conn.execute(query.limit(limit + 1)).mappings()]
-    if len(items) <= limit:
-        return Page(items, None)
-    items = items[:limit]
-    return Page(items, _encode_cursor([items[-1][c.name] for c, _ in order]))
-
-
-# --- the entity --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
