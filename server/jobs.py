@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from persistence import notes, retention
+from persistence import compaction, retention, update_log
 from persistence.config import ConfigError
 from persistence.engine import Database
 from persistence.errors import ConflictError, InvalidError, NotFoundError
@@ -45,7 +45,7 @@ def compact_note(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
         raise PermanentError("payload needs a note_id string")
     try:
         with ctx.db.begin() as conn:
-            result = notes.compact_note(conn, note_id)
+            result = compaction.compact_note(conn, note_id)
     except (NotFoundError, InvalidError) as exc:
         raise PermanentError(str(exc)) from exc
     return {
@@ -63,7 +63,7 @@ def compact(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(min_updates, int) or min_updates < 1:
         raise PermanentError("min_updates must be a whole number of at least 1")
     with ctx.db.read() as conn:
-        candidates = notes.log_sizes(conn, min_updates=min_updates)
+        candidates = update_log.log_sizes(conn, min_updates=min_updates)
     done, skipped = [], []
     for candidate in candidates:
         try:

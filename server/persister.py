@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from persistence import notes
+from persistence import update_log
 from persistence.engine import Database
 from persistence.errors import NotFoundError
 
@@ -214,7 +214,7 @@ class Persister:
         so that one bad note cannot keep the others from being stored."""
         try:
             with self.db.begin() as conn:
-                return dict(notes.append_batch(conn, batch))
+                return dict(update_log.append_batch(conn, batch))
         except STORAGE_ERRORS as exc:
             if len(batch) == 1:
                 return {note_id: exc for note_id in batch}
@@ -225,7 +225,7 @@ class Persister:
                 for note_id, updates in batch.items():
                     try:
                         with conn.begin_nested():
-                            notes.append_updates(conn, note_id, updates)
+                            update_log.append_updates(conn, note_id, updates)
                     except STORAGE_ERRORS as exc:
                         failed[note_id] = exc
         except STORAGE_ERRORS as exc:  # the transaction itself (connect, commit) failed

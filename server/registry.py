@@ -16,7 +16,7 @@ from typing import TypeVar
 import pycrdt
 
 from crdt import document
-from persistence import notes
+from persistence import update_log, versions
 from persistence.engine import Database
 from persistence.errors import NotFoundError
 
@@ -175,13 +175,13 @@ class RoomRegistry:
         log.debug("opened %r", room)
         return room
 
-    def _read(self, note_id: str) -> notes.StoredNote:
+    def _read(self, note_id: str) -> update_log.StoredNote:
         """Runs in a worker thread: the note's row (once), snapshot and log."""
         with self.db.read() as conn:
-            return notes.load_note(conn, note_id)
+            return update_log.load_note(conn, note_id)
 
     @staticmethod
-    def _build(stored: notes.StoredNote) -> pycrdt.Doc:
+    def _build(stored: update_log.StoredNote) -> pycrdt.Doc:
         return document.load(stored.state, [update for _, update in stored.updates])
 
     async def leave(self, room: Room, connection: Connection) -> None:
@@ -234,7 +234,7 @@ class RoomRegistry:
 
         def version() -> None:
             with self.db.begin() as conn:
-                notes.create_version(conn, room.note_id, kind="auto")
+                versions.create_version(conn, room.note_id, kind="auto")
 
         await asyncio.to_thread(version)
 

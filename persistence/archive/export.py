@@ -17,8 +17,7 @@ import sqlalchemy as sa
 
 from crdt import document
 
-from .. import migrate
-from .. import notes as notes_store
+from .. import migrate, update_log
 from ..engine import Database
 from ..schema import note_snapshots, notes
 from .format import (
@@ -255,7 +254,7 @@ def _export(
 def _export_note(conn: sa.Connection, writer: _Writer, row: Row) -> int:
     """The note's record and its versions' records; returns the state bytes written."""
     note_id = row["id"]
-    stored = notes_store.load_note(conn, note_id, include_deleted=True)
+    stored = update_log.load_note(conn, note_id, include_deleted=True)
     if stored.updates:
         with stored_data(note_id):
             state, vector = document.merge(stored.state, [update for _, update in stored.updates])

@@ -49,7 +49,7 @@ import sqlalchemy as sa
 
 from crdt import document
 
-from .. import notes as notes_store
+from .. import versions
 from ..checks import check_id
 from ..errors import ConflictError, InvalidError
 from ..schema import (
@@ -88,7 +88,7 @@ TABLES: tuple[sa.Table, ...] = (
     background_tasks,
 )
 NOT_ARCHIVED_AS_ROWS = (note_snapshots, note_updates)
-SNAPSHOT_KINDS = ("compaction", *notes_store.VERSION_KINDS)
+SNAPSHOT_KINDS = ("compaction", *versions.VERSION_KINDS)
 
 TABLE_NAMES = [table.name for table in TABLES]
 BY_NAME = {table.name: table for table in TABLES}

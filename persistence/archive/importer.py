@@ -16,8 +16,7 @@ from sqlalchemy import exc as sa_exc
 
 from crdt import document
 
-from .. import migrate
-from .. import notes as notes_store
+from .. import migrate, update_log, versions
 from ..engine import Database
 from ..errors import ConflictError
 from ..schema import note_snapshots, notes, task_dependencies, tasks
@@ -224,7 +223,7 @@ class _Importer:
             raise Corrupt(f"{what}: unknown kind {str(kind)[:40]!r}")
         label = record.get("label")
         if label is not None:
-            label = decode_text(f"{what}: label", label, notes_store.MAX_LABEL_CHARS)
+            label = decode_text(f"{what}: label", label, versions.MAX_LABEL_CHARS)
         created_at = decode_time(f"{what}: created_at", record.get("created_at"))
         through_seq = decode_int(f"{what}: through_seq", record.get("through_seq"), MAX_INT64)
         if not 0 <= through_seq <= note.row.get("last_seq", 0):
@@ -376,7 +375,7 @@ class _Importer:
         """Merge the archived state into an existing note, as a CRDT update (idempotent)."""
         note_id = note.row["id"]
         self.notes_merged += 1
-        stored = notes_store.load_note(self.conn, note_id, include_deleted=True)
+        stored = update_log.load_note(self.conn, note_id, include_deleted=True)
         updates = [update for _, update in stored.updates]
         with stored_data(note_id):
             before = document.load(stored.state, updates, client_id=1)
@@ -400,7 +399,7 @@ class _Importer:
             self.conn.execute(
                 sa.update(notes).where(notes.c.id == note_id).values(updated_at=self.now)
             )
-        stored = notes_store.load_note(self.conn, note_id, include_deleted=True)
+        stored = update_log.load_note(self.conn, note_id, include_deleted=True)
         with stored_data(note_id):
             state, vector = document.merge(
                 stored.state, [*(update for _, update in stored.updates), note.state]

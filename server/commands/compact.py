@@ -6,7 +6,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from persistence import notes
+from persistence import compaction, notes, update_log
 from persistence.errors import ConflictError, NotFoundError
 
 from .base import UserError, current_database, human_bytes, user_errors
@@ -41,7 +41,7 @@ def compact(note_ids: tuple[str, ...], all_notes: bool, min_updates: int, dry_ru
             if note_ids:
                 for note_id in note_ids:
                     notes.get_note(conn, note_id, include_deleted=True)  # NotFoundError -> 1 line
-            candidates = notes.log_sizes(
+            candidates = update_log.log_sizes(
                 conn, note_ids=list(note_ids) or None, min_updates=min_updates
             )
         if dry_run:
@@ -67,7 +67,7 @@ def compact(note_ids: tuple[str, ...], all_notes: bool, min_updates: int, dry_ru
                 progress.update(task, description=c["note_id"])
                 try:
                     with db.begin() as conn:
-                        result = notes.compact_note(conn, c["note_id"])
+                        result = compaction.compact_note(conn, c["note_id"])
                 except (ConflictError, NotFoundError) as exc:
                     failures.append(f"{c['note_id']}: {exc}")
                     progress.advance(task)

@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from crdt import document, text
 from crdt.restore import restore
-from persistence import notes
+from persistence import notes, update_log, versions
 from persistence.stores import workspaces
 
 from .. import closecodes
@@ -129,7 +129,7 @@ async def _doc(call: Call, note_id: str) -> pycrdt.Doc:
     room = _rooms(call).live(note_id)
     if room is not None:
         return room.doc
-    return await call.read(lambda conn: notes.load_doc(conn, note_id))
+    return await call.read(lambda conn: update_log.load_doc(conn, note_id))
 
 
 async def _edit(call: Call, note_id: str, change: Any) -> Any:
@@ -199,7 +199,7 @@ def register(api: Api) -> None:
             if body.text:
                 doc = document.new_doc()
                 doc.get(document.BODY, type=pycrdt.Text).insert(0, body.text)
-                notes.append_update(conn, note["id"], doc.get_update())
+                update_log.append_update(conn, note["id"], doc.get_update())
                 note = notes.get_note(conn, note["id"])
             return note
 
@@ -340,7 +340,7 @@ def register(api: Api) -> None:
     @api.route("GET", f"{api_note}/versions", tag=TAG, response=VersionList)
     async def list_versions(call: Call) -> Any:
         """List a note's versions, newest first"""
-        items = await call.read(lambda conn: notes.list_versions(conn, call.path["note_id"]))
+        items = await call.read(lambda conn: versions.list_versions(conn, call.path["note_id"]))
         return {"items": items}
 
     @api.route(
@@ -353,7 +353,7 @@ def register(api: Api) -> None:
     async def get_version(call: Call) -> Any:
         """A version's content"""
         version = await call.read(
-            lambda conn: notes.get_version(conn, call.path["note_id"], _version_id(call))
+            lambda conn: versions.get_version(conn, call.path["note_id"], _version_id(call))
         )
         doc = document.load(version.pop("state"), ())
         version.pop("state_vector")
@@ -374,7 +374,7 @@ def register(api: Api) -> None:
     async def restore_version(call: Call) -> Any:
         """Restore a version as a new forward change"""
         note_id, version_id = call.path["note_id"], _version_id(call)
-        version = await call.read(lambda conn: notes.get_version(conn, note_id, version_id))
+        version = await call.read(lambda conn: versions.get_version(conn, note_id, version_id))
         old = document.load(version["state"], ())
 
         def change(room: Room) -> None:
@@ -389,7 +389,7 @@ async def _version(call: Call, note_id: str, *, label: str | None, kind: str) ->
     if _rooms(call).live(note_id) is not None:
         await _rooms(call).stored(note_id)
     return await call.write(
-        lambda conn: notes.create_version(conn, note_id, label=label, kind=kind)
+        lambda conn: versions.create_version(conn, note_id, label=label, kind=kind)
     )
 
 

@@ -19,7 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from crdt import document
-from persistence import archive, migrate, notes
+from persistence import archive, compaction, migrate, notes, update_log
+from persistence import versions as version_store
 from persistence.archive import ArchiveError, ArchiveExistsError
 from persistence.config import database_config_from_env
 from persistence.engine import Database
@@ -48,7 +49,7 @@ def store(db: Database, note_id: str, *peers: Peer) -> None:
         for peer in peers:
             made = peer.take()
             if made:
-                notes.append_updates(conn, note_id, made)
+                update_log.append_updates(conn, note_id, made)
 
 
 def edit_together(db: Database, note_id: str) -> None:
@@ -65,7 +66,7 @@ def edit_together(db: Database, note_id: str) -> None:
     alice.set("owner", "alice")  # concurrent with carol: one wins, the same everywhere
     store(db, note_id, bob, carol, alice)
     with db.begin() as conn:
-        notes.create_version(conn, note_id, label="first draft", now=T0)
+        version_store.create_version(conn, note_id, label="first draft", now=T0)
     for peer in (alice, bob, carol):
         for other in (alice, bob, carol):
             if peer is not other:
@@ -75,8 +76,8 @@ def edit_together(db: Database, note_id: str) -> None:
     carol.type(0, "🚀 ")
     store(db, note_id, alice, bob, carol)
     with db.begin() as conn:
-        notes.compact_note(conn, note_id, now=T0 + timedelta(minutes=1))
-        notes.create_version(conn, note_id, kind="auto", now=T0 + timedelta(minutes=2))
+        compaction.compact_note(conn, note_id, now=T0 + timedelta(minutes=1))
+        version_store.create_version(conn, note_id, kind="auto", now=T0 + timedelta(minutes=2))
     bob.receive(carol)
     bob.type(0, "Tail: ")
     alice.set("done", False)
@@ -116,13 +117,13 @@ def seed(db: Database) -> dict[str, str]:
     writer.type(0, "all folded into one snapshot")
     store(db, "compacted", writer)
     with db.begin() as conn:
-        notes.compact_note(conn, "compacted")
+        compaction.compact_note(conn, "compacted")
 
     old = Peer(12)
     old.type(0, "to be deleted")
     store(db, "trash", old)
     with db.begin() as conn:
-        notes.create_version(conn, "trash", label="before deleting")
+        version_store.create_version(conn, "trash", label="before deleting")
     old.type(0, "really ")
     store(db, "trash", old)
 
@@ -130,7 +131,7 @@ def seed(db: Database) -> dict[str, str]:
     back.type(0, "v1")
     store(db, "restored", back)
     with db.begin() as conn:
-        notes.create_version(conn, "restored", kind="restore", label="restored v1")
+        version_store.create_version(conn, "restored", kind="restore", label="restored v1")
 
     with db.begin() as conn:
         notes.delete_note(conn, "trash")
@@ -187,7 +188,7 @@ def note_states(db: Database) -> dict[str, tuple[dict, dict[int, int]]]:
     states = {}
     with db.read() as conn:
         for note_id in conn.execute(sa.select(notes_table.c.id)).scalars():
-            stored = notes.load_note(conn, note_id, include_deleted=True)
+            stored = update_log.load_note(conn, note_id, include_deleted=True)
             doc = document.load(stored.state, [update for _, update in stored.updates])
             vector = document.decode_state_vector(document.state_vector(doc))
             states[note_id] = (document.render(doc), vector)
@@ -233,7 +234,7 @@ def assert_imported(source: Database, target: Database) -> None:
         tails = {
             note_id
             for note_id in conn.execute(sa.select(notes_table.c.id)).scalars()
-            if notes.load_note(conn, note_id, include_deleted=True).updates
+            if update_log.load_note(conn, note_id, include_deleted=True).updates
         }
     assert tails == {"plan", "trash"}
     for note_id, snapshots in target_versions.items():
@@ -350,17 +351,17 @@ def test_imported_notes_take_new_edits_and_compact(db, new_database, tmp_path):
     target = new_database(db.driver)
     archive.import_archive(target, tmp_path / "a.gz")
     with target.read() as conn:
-        doc = notes.load_doc(conn, "plan")
+        doc = update_log.load_doc(conn, "plan")
     editor = Peer(99)
     editor.doc.apply_update(document.encode_state(doc))
     editor.type(0, "After import. ")
     with target.begin() as conn:
         last_seq = notes.get_note(conn, "plan")["last_seq"]
-        assert notes.append_updates(conn, "plan", editor.take()) == [last_seq + 1]
+        assert update_log.append_updates(conn, "plan", editor.take()) == [last_seq + 1]
     with target.begin() as conn:
-        assert document.body_text(notes.load_doc(conn, "plan")) == str(editor.text)
-        assert notes.compact_note(conn, "plan").merged == 1
-        assert document.body_text(notes.load_doc(conn, "plan")) == str(editor.text)
+        assert document.body_text(update_log.load_doc(conn, "plan")) == str(editor.text)
+        assert compaction.compact_note(conn, "plan").merged == 1
+        assert document.body_text(update_log.load_doc(conn, "plan")) == str(editor.text)
 
 
 def test_cross_driver_round_trip(db, new_database, tmp_path):
@@ -388,7 +389,7 @@ def test_archive_is_gzip_json_lines_with_a_header(db, tmp_path):
         line for line in lines if line.get("type") == "note" and line["row"]["id"] == "plan"
     )
     with db.read() as conn:
-        doc = notes.load_doc(conn, "plan")
+        doc = update_log.load_doc(conn, "plan")
     state = base64.b64decode(plan["state"])
     assert document.render(document.load(state, [])) == document.render(doc)
     parsed = archive.read_header(path)
@@ -425,7 +426,7 @@ def test_export_is_one_consistent_state_while_others_write(db, new_database, tmp
         if progress.table == "notes" and not wrote:
             with db.begin() as conn:  # another connection, committed mid-export
                 wrote.append(tasks.create(conn, ids["workspace"], "late")["id"])
-                writer.doc.apply_update(document.encode_state(notes.load_doc(conn, "plan")))
+                writer.doc.apply_update(document.encode_state(update_log.load_doc(conn, "plan")))
             writer.type(0, "late edit ")
             store(db, "plan", writer)
 
@@ -541,23 +542,24 @@ def test_merge_adds_new_rows_and_merges_diverged_notes(db, new_database, tmp_pat
     # Both sides go on: the target edits "plan", the source edits it too and adds rows.
     with db.read() as conn:
         here = Peer(501)
-        here.doc.apply_update(document.encode_state(notes.load_doc(conn, "plan")))
+        here.doc.apply_update(document.encode_state(update_log.load_doc(conn, "plan")))
     here.type(0, "[target] ")
     store(db, "plan", here)
     with source.read() as conn:
         there = Peer(502)
-        there.doc.apply_update(document.encode_state(notes.load_doc(conn, "plan")))
+        there.doc.apply_update(document.encode_state(update_log.load_doc(conn, "plan")))
     there.type(len(str(there.text)), " [source]")
     there.set("merged", True)
     store(source, "plan", there)
     with source.begin() as conn:
-        notes.create_version(conn, "plan", label="after the copy", now=T0 + timedelta(days=1))
+        later = T0 + timedelta(days=1)
+        version_store.create_version(conn, "plan", label="after the copy", now=later)
         agents.create(conn, ids["workspace"], "planner", "planner", id="planner")
         notes.create_note(conn, workspace_id=ids["workspace"], note_id="fresh", title="New")
     archive.export_archive(source, tmp_path / "second.gz")
 
     with db.read() as conn:
-        target_updates = document.encode_state(notes.load_doc(conn, "plan"))
+        target_updates = document.encode_state(update_log.load_doc(conn, "plan"))
     report = archive.import_archive(db, tmp_path / "second.gz", merge=True)
     assert report.added["agents"] == 1 and report.added["notes"] == 1
     assert report.skipped["agents"] == 2
@@ -565,9 +567,10 @@ def test_merge_adds_new_rows_and_merges_diverged_notes(db, new_database, tmp_pat
     assert report.versions == 1  # "after the copy"; the others are there already
     with db.read() as conn:
         assert agents.get(conn, "planner")["name"] == "planner"
-        merged = notes.load_doc(conn, "plan")
+        merged = update_log.load_doc(conn, "plan")
         assert notes.get_note(conn, "fresh")["title"] == "New"
-        added = [v for v in notes.list_versions(conn, "plan") if v["label"] == "after the copy"]
+        stored = version_store.list_versions(conn, "plan")
+        added = [v for v in stored if v["label"] == "after the copy"]
         assert [v["through_seq"] for v in added] == [0]
     expected = document.load(target_updates, [document.encode_state(there.doc)])
     assert document.render(merged) == document.render(expected)
@@ -582,7 +585,7 @@ def test_merge_adds_new_rows_and_merges_diverged_notes(db, new_database, tmp_pat
     here.type(0, "more ")
     store(db, "plan", here)
     with db.read() as conn:
-        assert document.body_text(notes.load_doc(conn, "plan")).startswith("more [target] ")
+        assert document.body_text(update_log.load_doc(conn, "plan")).startswith("more [target] ")
     before = everything(db)
     assert archive.import_archive(db, tmp_path / "second.gz", merge=True).notes_changed == 0
     assert everything(db) == before

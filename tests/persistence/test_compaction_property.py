@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crdt import document
-from persistence import notes
+from persistence import compaction, notes, update_log, versions
 from persistence.engine import Database
 from persistence.schema import workspaces
 from tests.writer import Peer
@@ -39,7 +39,7 @@ class HistoryPeer(Peer):
 
 def snapshot_of(db: Database, note_id: str) -> tuple[dict, dict[int, int]]:
     with db.begin() as conn:
-        doc = notes.load_doc(conn, note_id)
+        doc = update_log.load_doc(conn, note_id)
     return document.render(doc), document.decode_state_vector(document.state_vector(doc))
 
 
@@ -96,7 +96,7 @@ def test_storage_is_identical_before_and_after_compaction(db, data, ids):
         batch = history[len(stored) : len(stored) + count]
         if batch:
             with db.begin() as conn:
-                seqs = notes.append_updates(conn, note_id, batch)
+                seqs = update_log.append_updates(conn, note_id, batch)
             assert seqs == list(range(last_seq + 1, last_seq + len(batch) + 1))
             last_seq = seqs[-1]
             stored.extend(batch)
@@ -141,16 +141,16 @@ def test_storage_is_identical_before_and_after_compaction(db, data, ids):
             max_seq = data.draw(st.none() | st.integers(0, last_seq + 2), label="max_seq")
             before = snapshot_of(db, note_id)
             with db.begin() as conn:
-                result = notes.compact_note(conn, note_id, max_seq=max_seq)
+                result = compaction.compact_note(conn, note_id, max_seq=max_seq)
             assert result.through_seq <= last_seq
             after = snapshot_of(db, note_id)
             assert after == before == reference_of(stored)
         elif action == "version":
             with db.begin() as conn:
-                version = notes.create_version(conn, note_id)
+                version = versions.create_version(conn, note_id)
             assert version["through_seq"] == last_seq
             with db.begin() as conn:
-                state = notes.get_version(conn, note_id, version["id"])["state"]
+                state = versions.get_version(conn, note_id, version["id"])["state"]
             version_doc = document.load(state, [])
             assert document.render(version_doc) == reference_of(stored)[0]
 
@@ -158,8 +158,8 @@ def test_storage_is_identical_before_and_after_compaction(db, data, ids):
     collect()
     store(len(history))
     with db.begin() as conn:
-        notes.compact_note(conn, note_id)
-        assert notes.load_note(conn, note_id).updates == []
+        compaction.compact_note(conn, note_id)
+        assert update_log.load_note(conn, note_id).updates == []
     final = snapshot_of(db, note_id)
     assert final == reference_of(history)
     everything = pycrdt.Doc()

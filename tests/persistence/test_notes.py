@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from crdt import document
-from persistence import migrate, notes
+from persistence import compaction, migrate, notes, update_log, versions
 from persistence.config import database_config_from_env
 from persistence.engine import Database
 from persistence.errors import ConflictError, InvalidError, NotFoundError
@@ -53,7 +53,7 @@ def count_rows(db: Database, table: sa.Table, note_id: str) -> int:
 
 def body(db: Database, note_id: str) -> str:
     with db.begin() as conn:
-        return document.body_text(notes.load_doc(conn, note_id))
+        return document.body_text(update_log.load_doc(conn, note_id))
 
 
 # --- notes ---------------------------------------------------------------------------------------
@@ -118,14 +118,14 @@ def test_soft_deleted_note_is_hidden_and_refuses_appends(db, note_id):
         assert notes.find_note(conn, note_id) is None
         assert notes.get_note(conn, note_id, include_deleted=True)["deleted_at"] is not None
         with pytest.raises(NotFoundError):
-            notes.append_update(conn, note_id, Writer().type("x"))
+            update_log.append_update(conn, note_id, Writer().type("x"))
         with pytest.raises(NotFoundError):
-            notes.load_note(conn, note_id)
+            update_log.load_note(conn, note_id)
         with pytest.raises(NotFoundError):
-            notes.compact_note(conn, note_id)
+            compaction.compact_note(conn, note_id)
         with pytest.raises(NotFoundError):
-            notes.create_version(conn, note_id)
-        assert notes.load_note(conn, note_id, include_deleted=True).updates == []
+            versions.create_version(conn, note_id)
+        assert update_log.load_note(conn, note_id, include_deleted=True).updates == []
     assert count_rows(db, note_updates, note_id) == 0
 
 
@@ -137,14 +137,14 @@ def test_append_and_load_round_trip(db, note_id):
     first = [writer.type("hello"), writer.type(" world")]
     later = [writer.type("!"), writer.delete(0, 1), writer.type(" é😀")]
     with db.begin() as conn:
-        assert [notes.append_update(conn, note_id, update) for update in first] == [1, 2]
+        assert [update_log.append_update(conn, note_id, update) for update in first] == [1, 2]
     with db.begin() as conn:
-        assert notes.append_updates(conn, note_id, later) == [3, 4, 5]
-        assert notes.append_updates(conn, note_id, []) == []
+        assert update_log.append_updates(conn, note_id, later) == [3, 4, 5]
+        assert update_log.append_updates(conn, note_id, []) == []
     with db.begin() as conn:
-        stored = notes.load_note(conn, note_id)
+        stored = update_log.load_note(conn, note_id)
         note = notes.get_note(conn, note_id)
-    assert stored == notes.StoredNote(
+    assert stored == update_log.StoredNote(
         note_id=note_id,
         workspace_id=note["workspace_id"],
         state=None,
@@ -161,12 +161,12 @@ def test_seqs_keep_increasing_across_transactions_and_compaction(db, note_id):
     seqs = []
     for round_ in range(3):
         with db.begin() as conn:
-            seqs += notes.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
+            seqs += update_log.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
             if round_ == 1:
-                notes.compact_note(conn, note_id)
+                compaction.compact_note(conn, note_id)
     assert seqs == [1, 2, 3, 4, 5, 6]
     with db.begin() as conn:
-        stored = notes.load_note(conn, note_id)
+        stored = update_log.load_note(conn, note_id)
     assert (stored.through_seq, [seq for seq, _ in stored.updates], stored.last_seq) == (
         4,
         [5, 6],
@@ -177,14 +177,14 @@ def test_seqs_keep_increasing_across_transactions_and_compaction(db, note_id):
 
 @pytest.mark.parametrize(
     "bad",
-    [b"", "text", 3, None, b"x" * (notes.MAX_UPDATE_BYTES + 1)],
+    [b"", "text", 3, None, b"x" * (update_log.MAX_UPDATE_BYTES + 1)],
     ids=["empty", "str", "int", "none", "oversize"],
 )
 def test_append_refuses_bad_updates_and_writes_nothing(db, note_id, bad):
     good = Writer().type("ok")
     with db.begin() as conn:
         with pytest.raises(InvalidError):
-            notes.append_updates(conn, note_id, [good, bad])
+            update_log.append_updates(conn, note_id, [good, bad])
         assert notes.get_note(conn, note_id)["last_seq"] == 0
     assert count_rows(db, note_updates, note_id) == 0
 
@@ -193,17 +193,17 @@ def test_append_errors(db, note_id):
     update = Writer().type("x")
     with db.begin() as conn:
         with pytest.raises(NotFoundError):
-            notes.append_update(conn, "missing", update)
+            update_log.append_update(conn, "missing", update)
         with pytest.raises(InvalidError):
-            notes.append_update(conn, "not an id", update)
+            update_log.append_update(conn, "not an id", update)
         with pytest.raises(InvalidError):
-            notes.append_updates(conn, note_id, update)  # bytes, not a list of them
+            update_log.append_updates(conn, note_id, update)  # bytes, not a list of them
         with pytest.raises(NotFoundError):
-            notes.append_updates(conn, "missing", [])
+            update_log.append_updates(conn, "missing", [])
         with pytest.raises(InvalidError):
-            notes.append_update(conn, note_id, update, now=datetime(2025, 1, 1))
+            update_log.append_update(conn, note_id, update, now=datetime(2025, 1, 1))
         with pytest.raises(NotFoundError):
-            notes.load_note(conn, "missing")
+            update_log.load_note(conn, "missing")
     assert count_rows(db, note_updates, note_id) == 0
 
 
@@ -211,7 +211,7 @@ def test_a_clashing_append_leaves_nothing_behind(db, note_id):
     # A row written behind append_updates' back takes seq 2: the second append fails whole.
     writer = Writer()
     with db.begin() as conn:
-        notes.append_update(conn, note_id, writer.type("a"))
+        update_log.append_update(conn, note_id, writer.type("a"))
         conn.execute(
             sa.insert(note_updates).values(
                 note_id=note_id, seq=2, update=writer.type("b"), created_at=datetime.now(UTC)
@@ -219,7 +219,7 @@ def test_a_clashing_append_leaves_nothing_behind(db, note_id):
         )
     with db.begin() as conn:
         with pytest.raises(ConflictError):
-            notes.append_updates(conn, note_id, [writer.type("c"), writer.type("d")])
+            update_log.append_updates(conn, note_id, [writer.type("c"), writer.type("d")])
         # The savepoint undid the counter too, so the transaction can go on and commit.
         assert notes.get_note(conn, note_id)["last_seq"] == 1
     assert count_rows(db, note_updates, note_id) == 2
@@ -228,21 +228,21 @@ def test_a_clashing_append_leaves_nothing_behind(db, note_id):
 def test_updated_at_follows_appends(db, note_id):
     later = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
     with db.begin() as conn:
-        notes.append_update(conn, note_id, Writer().type("x"), now=later)
+        update_log.append_update(conn, note_id, Writer().type("x"), now=later)
         assert notes.get_note(conn, note_id)["updated_at"] == later
 
 
 def test_load_refuses_corrupt_stored_bytes(db, note_id):
     writer = Writer()
     with db.begin() as conn:
-        notes.append_updates(conn, note_id, [writer.type("fine"), b"\x01\x02garbage"])
+        update_log.append_updates(conn, note_id, [writer.type("fine"), b"\x01\x02garbage"])
     with db.begin() as conn:
         with pytest.raises(document.InvalidUpdate, match="update 1"):
-            notes.load_doc(conn, note_id)
+            update_log.load_doc(conn, note_id)
         with pytest.raises(ConflictError, match="does not apply"):
-            notes.compact_note(conn, note_id)
+            compaction.compact_note(conn, note_id)
         with pytest.raises(ConflictError, match="does not apply"):
-            notes.create_version(conn, note_id)
+            versions.create_version(conn, note_id)
     assert count_rows(db, note_updates, note_id) == 2
     assert count_rows(db, note_snapshots, note_id) == 0
 
@@ -254,15 +254,15 @@ def test_compaction_merges_and_deletes_exactly_what_it_merged(db, note_id):
     writer = Writer()
     updates = [writer.type(f"{i},") for i in range(10)]
     with db.begin() as conn:
-        notes.append_updates(conn, note_id, updates)
+        update_log.append_updates(conn, note_id, updates)
     with db.begin() as conn:
-        result = notes.compact_note(conn, note_id, max_seq=6)
+        result = compaction.compact_note(conn, note_id, max_seq=6)
     assert result.compacted
     assert (result.through_seq, result.merged, result.deleted) == (6, 6, 6)
     assert (result.rows_before, result.rows_after) == (6, 1)
     assert result.bytes_before == sum(map(len, updates[:6]))
     with db.begin() as conn:
-        stored = notes.load_note(conn, note_id)
+        stored = update_log.load_note(conn, note_id)
         snapshot = conn.execute(sa.select(note_snapshots)).mappings().one()
     assert snapshot["kind"] == "compaction" and snapshot["through_seq"] == 6
     assert result.bytes_after == len(snapshot["state"])
@@ -270,10 +270,10 @@ def test_compaction_merges_and_deletes_exactly_what_it_merged(db, note_id):
     assert body(db, note_id) == writer.body
 
     with db.begin() as conn:
-        rest = notes.compact_note(conn, note_id)  # max_seq: the highest stored
+        rest = compaction.compact_note(conn, note_id)  # max_seq: the highest stored
     assert (rest.through_seq, rest.merged, rest.deleted, rest.rows_before) == (10, 4, 4, 5)
     with db.begin() as conn:
-        again = notes.compact_note(conn, note_id)
+        again = compaction.compact_note(conn, note_id)
     assert not again.compacted and (again.merged, again.deleted, again.through_seq) == (0, 0, 10)
     assert count_rows(db, note_updates, note_id) == 0
     assert count_rows(db, note_snapshots, note_id) == 2
@@ -283,12 +283,12 @@ def test_compaction_merges_and_deletes_exactly_what_it_merged(db, note_id):
 def test_compaction_max_seq_beyond_or_below_what_is_stored(db, note_id):
     writer = Writer()
     with db.begin() as conn:
-        notes.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
-        result = notes.compact_note(conn, note_id, max_seq=1000)
+        update_log.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
+        result = compaction.compact_note(conn, note_id, max_seq=1000)
     assert result.through_seq == 2  # the highest seq merged, not the one asked for
     with db.begin() as conn:
-        notes.append_update(conn, note_id, writer.type("c"))
-        result = notes.compact_note(conn, note_id, max_seq=1)
+        update_log.append_update(conn, note_id, writer.type("c"))
+        result = compaction.compact_note(conn, note_id, max_seq=1)
     assert not result.compacted and result.through_seq == 2
     assert count_rows(db, note_updates, note_id) == 1
     assert body(db, note_id) == "abc"
@@ -296,23 +296,23 @@ def test_compaction_max_seq_beyond_or_below_what_is_stored(db, note_id):
 
 def test_compaction_of_an_empty_note_and_bad_arguments(db, note_id):
     with db.begin() as conn:
-        result = notes.compact_note(conn, note_id)
+        result = compaction.compact_note(conn, note_id)
         assert (result.compacted, result.through_seq, result.merged) == (False, 0, 0)
         for bad in (-1, 1.5, "3", True, 2**63):
             with pytest.raises(InvalidError):
-                notes.compact_note(conn, note_id, max_seq=bad)
+                compaction.compact_note(conn, note_id, max_seq=bad)
         with pytest.raises(NotFoundError):
-            notes.compact_note(conn, "missing")
+            compaction.compact_note(conn, "missing")
     assert count_rows(db, note_snapshots, note_id) == 0
 
 
 def test_compaction_removes_rows_a_version_already_covers(db, note_id):
     writer = Writer()
     with db.begin() as conn:
-        notes.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
-        notes.create_version(conn, note_id, label="v1")
-        below = notes.compact_note(conn, note_id, max_seq=1)
-        result = notes.compact_note(conn, note_id)
+        update_log.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
+        versions.create_version(conn, note_id, label="v1")
+        below = compaction.compact_note(conn, note_id, max_seq=1)
+        result = compaction.compact_note(conn, note_id)
     # Nothing to merge past the version, but rows 1-2 were only reachable through it; still,
     # no row above max_seq is touched.
     assert (below.compacted, below.deleted, below.through_seq) == (False, 1, 2)
@@ -327,11 +327,11 @@ def test_versions(db, note_id):
     writer = Writer()
     t1 = datetime(2025, 1, 1, tzinfo=UTC)
     with db.begin() as conn:
-        empty = notes.create_version(conn, note_id, now=t1)
-        notes.append_updates(conn, note_id, [writer.type("one"), writer.type(" two")])
-        v1 = notes.create_version(conn, note_id, label="draft", now=t1)
-        notes.append_update(conn, note_id, writer.type(" three"))
-        v2 = notes.create_version(conn, note_id, kind="auto")
+        empty = versions.create_version(conn, note_id, now=t1)
+        update_log.append_updates(conn, note_id, [writer.type("one"), writer.type(" two")])
+        v1 = versions.create_version(conn, note_id, label="draft", now=t1)
+        update_log.append_update(conn, note_id, writer.type(" three"))
+        v2 = versions.create_version(conn, note_id, kind="auto")
     assert empty["through_seq"] == 0 and empty["kind"] == "manual" and empty["label"] is None
     assert v1 == {
         "id": v1["id"],
@@ -346,9 +346,9 @@ def test_versions(db, note_id):
     # Versions delete nothing, and the newest is the load base.
     assert count_rows(db, note_updates, note_id) == 3
     with db.begin() as conn:
-        listed = notes.list_versions(conn, note_id)
-        full = notes.get_version(conn, note_id, v1["id"])
-        stored = notes.load_note(conn, note_id)
+        listed = versions.list_versions(conn, note_id)
+        full = versions.get_version(conn, note_id, v1["id"])
+        stored = update_log.load_note(conn, note_id)
     assert [v["id"] for v in listed] == [v2["id"], v1["id"], empty["id"]]
     assert listed[1] == v1 and "state" not in listed[0]
     assert len(full["state"]) == full["size"] == v1["size"]
@@ -360,25 +360,25 @@ def test_versions(db, note_id):
 
 def test_version_errors(db, note_id):
     with db.begin() as conn:
-        version = notes.create_version(conn, note_id)
+        version = versions.create_version(conn, note_id)
         notes.create_note(conn, workspace_id="ws", note_id="other")
         for bad_version in (version["id"] + 1, 0, -5, 2**70):
             with pytest.raises(NotFoundError):
-                notes.get_version(conn, note_id, bad_version)
+                versions.get_version(conn, note_id, bad_version)
         with pytest.raises(NotFoundError):
-            notes.get_version(conn, "other", version["id"])
+            versions.get_version(conn, "other", version["id"])
         for bad_id in ("1", None, True):
             with pytest.raises(InvalidError):
-                notes.get_version(conn, note_id, bad_id)
+                versions.get_version(conn, note_id, bad_id)
         with pytest.raises(NotFoundError):
-            notes.list_versions(conn, "missing")
+            versions.list_versions(conn, "missing")
         with pytest.raises(InvalidError):
-            notes.create_version(conn, note_id, kind="compaction")
+            versions.create_version(conn, note_id, kind="compaction")
         with pytest.raises(InvalidError):
-            notes.create_version(conn, note_id, label="x" * 201)
+            versions.create_version(conn, note_id, label="x" * 201)
         with pytest.raises(InvalidError):
-            notes.create_version(conn, note_id, label=5)
-        assert notes.list_versions(conn, "other") == []
+            versions.create_version(conn, note_id, label=5)
+        assert versions.list_versions(conn, "other") == []
     assert count_rows(db, note_snapshots, note_id) == 1
 
 
@@ -411,19 +411,19 @@ def test_an_update_appended_while_compaction_runs_survives_it(db, note_id, monke
     needs_two_connections(db)
     writer = Writer()
     with db.begin() as conn:
-        notes.append_updates(conn, note_id, [writer.type(c) for c in "abcde"])
+        update_log.append_updates(conn, note_id, [writer.type(c) for c in "abcde"])
     paused = Paused(monkeypatch)
 
     def compact():
         with db.begin() as conn:
-            return notes.compact_note(conn, note_id)
+            return compaction.compact_note(conn, note_id)
 
     def append():
         with db.begin() as conn:
-            return notes.append_update(conn, note_id, late)
+            return update_log.append_update(conn, note_id, late)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        compaction = pool.submit(compact)
+        compacting = pool.submit(compact)
         assert paused.merging.wait(WAIT_S)  # it has read seqs 1-5 and holds them
         late = writer.type("f")
         appending = pool.submit(append)
@@ -435,11 +435,11 @@ def test_an_update_appended_while_compaction_runs_survives_it(db, note_id, monke
             with pytest.raises(TimeoutError):
                 appending.result(0.2)
         paused.release.set()
-        result = compaction.result(WAIT_S)
+        result = compacting.result(WAIT_S)
         assert appending.result(WAIT_S) == 6
     assert (result.through_seq, result.merged, result.deleted) == (5, 5, 5)
     with db.begin() as conn:
-        stored = notes.load_note(conn, note_id)
+        stored = update_log.load_note(conn, note_id)
     assert stored.through_seq == 5 and stored.updates == [(6, late)]
     assert body(db, note_id) == writer.body == "abcdef"
 
@@ -449,13 +449,13 @@ def test_compaction_never_claims_a_seq_it_cannot_see(db, note_id):
         pytest.skip("only PostgreSQL lets a reader run beside an open append")
     writer = Writer()
     with db.begin() as conn:
-        notes.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
+        update_log.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
     # Seq 3 is allocated and written but not committed while the compaction runs.
     with db.connect() as appender:
         transaction = appender.begin()
-        assert notes.append_update(appender, note_id, writer.type("c")) == 3
+        assert update_log.append_update(appender, note_id, writer.type("c")) == 3
         with db.begin() as conn:
-            result = notes.compact_note(conn, note_id, max_seq=3)
+            result = compaction.compact_note(conn, note_id, max_seq=3)
         transaction.commit()
     assert (result.through_seq, result.merged) == (2, 2)
     assert body(db, note_id) == "abc"
@@ -466,22 +466,22 @@ def test_a_second_concurrent_compaction_is_refused_on_postgres(db, note_id, monk
         pytest.skip("SQLite serializes write transactions instead")
     writer = Writer()
     with db.begin() as conn:
-        notes.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
+        update_log.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
     paused = Paused(monkeypatch)
 
     def compact():
         with db.begin() as conn:
-            return notes.compact_note(conn, note_id)
+            return compaction.compact_note(conn, note_id)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         first = pool.submit(compact)
         assert paused.merging.wait(WAIT_S)
         with pytest.raises(ConflictError, match="already running"), db.begin() as conn:
-            notes.compact_note(conn, note_id)
+            compaction.compact_note(conn, note_id)
         paused.release.set()
         assert first.result(WAIT_S).merged == 2
     with db.begin() as conn:  # the lock went with the first transaction
-        assert not notes.compact_note(conn, note_id).compacted
+        assert not compaction.compact_note(conn, note_id).compacted
     assert body(db, note_id) == "ab"
 
 
@@ -519,14 +519,14 @@ def test_the_automerge_paper_trace_survives_storage_and_compaction(tmp_path):
             add_workspace(conn)
             notes.create_note(conn, workspace_id="ws", note_id="paper")
             for start_at in range(0, len(updates), 10_000):
-                notes.append_updates(conn, "paper", updates[start_at : start_at + 10_000])
+                update_log.append_updates(conn, "paper", updates[start_at : start_at + 10_000])
         assert body(db, "paper") == end_content
         with db.begin() as conn:
-            result = notes.compact_note(conn, "paper")
+            result = compaction.compact_note(conn, "paper")
         assert (result.merged, result.deleted, result.through_seq) == (259_778,) * 3
         assert result.bytes_after < result.bytes_before / 10
         with db.begin() as conn:
-            stored = notes.load_note(conn, "paper")
+            stored = update_log.load_note(conn, "paper")
         assert stored.updates == [] and stored.through_seq == 259_778
         assert body(db, "paper") == end_content
 
@@ -536,7 +536,7 @@ def test_append_batch_stores_many_notes_at_once_and_reports_the_rest(db):
         add_workspace(conn)
         for note_id in ("a", "b", "gone"):
             notes.create_note(conn, workspace_id="ws", note_id=note_id)
-        notes.append_update(conn, "b", Writer(client_id=1).type("first"))
+        update_log.append_update(conn, "b", Writer(client_id=1).type("first"))
         notes.delete_note(conn, "gone")
     a, b = Writer(client_id=2), Writer(client_id=3)
     b.type("first")  # b's doc continues after what is stored
@@ -548,14 +548,14 @@ def test_append_batch_stores_many_notes_at_once_and_reports_the_rest(db):
         "bad": [b""],
     }
     with db.begin() as conn:
-        failures = notes.append_batch(conn, batch)
+        failures = update_log.append_batch(conn, batch)
     assert {k: type(v).__name__ for k, v in failures.items()} == {
         "gone": "NotFoundError",
         "missing": "NotFoundError",
         "bad": "InvalidError",
     }
     with db.begin() as conn:
-        assert [seq for seq, _ in notes.load_note(conn, "a").updates] == [1, 2]
-        assert [seq for seq, _ in notes.load_note(conn, "b").updates] == [1, 2]
-        assert str(notes.load_doc(conn, "a").get("content", type=pycrdt.Text)) == "xy"
-        assert notes.load_note(conn, "gone", include_deleted=True).updates == []
+        assert [seq for seq, _ in update_log.load_note(conn, "a").updates] == [1, 2]
+        assert [seq for seq, _ in update_log.load_note(conn, "b").updates] == [1, 2]
+        assert str(update_log.load_doc(conn, "a").get("content", type=pycrdt.Text)) == "xy"
+        assert update_log.load_note(conn, "gone", include_deleted=True).updates == []

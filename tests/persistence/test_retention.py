@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from crdt import document
-from persistence import notes, retention
+from persistence import compaction, notes, retention, update_log, versions
 from persistence.config import ConfigError
 from persistence.errors import InvalidError
 from persistence.retention import PruneReport, RetentionPolicy
@@ -44,8 +44,8 @@ def add_note(
     writer = Writer()
     notes.create_note(conn, workspace_id=workspace_id, note_id=note_id, now=T0)
     for index, at in enumerate(versions_at):
-        notes.append_update(conn, note_id, writer.type(f"{note_id}-{index} "), now=at)
-        notes.create_version(conn, note_id, now=at)
+        update_log.append_update(conn, note_id, writer.type(f"{note_id}-{index} "), now=at)
+        versions.create_version(conn, note_id, now=at)
     return writer
 
 
@@ -66,7 +66,7 @@ def finished_job(
 
 
 def version_ids(conn: sa.Connection, note_id: str) -> list[int]:
-    return sorted(version["id"] for version in notes.list_versions(conn, note_id))
+    return sorted(version["id"] for version in versions.list_versions(conn, note_id))
 
 
 def dump(db) -> dict[str, list[tuple]]:
@@ -178,7 +178,7 @@ def test_expired_versions_go_and_the_newest_stays(db):
         add_note(conn, "ws", "n1", [T0, T0 + days(10), T0 + days(100)])
         add_note(conn, "ws", "n2", [T0 + days(50)])
         [v1, v2, v3] = version_ids(conn, "n1")
-        sizes = {v["id"]: v["size"] for v in notes.list_versions(conn, "n1")}
+        sizes = {v["id"]: v["size"] for v in versions.list_versions(conn, "n1")}
         vectors = conn.execute(
             sa.select(note_snapshots.c.id, sa.func.length(note_snapshots.c.state_vector))
         ).all()
@@ -205,19 +205,19 @@ def test_every_snapshot_kind_expires(db):
     with db.begin() as conn:
         add_workspace(conn, "ws")
         notes.create_note(conn, workspace_id="ws", note_id="n", now=T0)
-        notes.append_update(conn, "n", writer.type("a"), now=T0)
-        notes.compact_note(conn, "n", now=T0)
-        notes.append_update(conn, "n", writer.type("b"), now=T0)
-        notes.create_version(conn, "n", kind="auto", label="auto", now=T0)
-        notes.append_update(conn, "n", writer.type("c"), now=T0)
-        notes.create_version(conn, "n", kind="restore", now=T0)
-        notes.append_update(conn, "n", writer.type("d"), now=T0)
-        notes.create_version(conn, "n", label="kept: newest", now=T0)
+        update_log.append_update(conn, "n", writer.type("a"), now=T0)
+        compaction.compact_note(conn, "n", now=T0)
+        update_log.append_update(conn, "n", writer.type("b"), now=T0)
+        versions.create_version(conn, "n", kind="auto", label="auto", now=T0)
+        update_log.append_update(conn, "n", writer.type("c"), now=T0)
+        versions.create_version(conn, "n", kind="restore", now=T0)
+        update_log.append_update(conn, "n", writer.type("d"), now=T0)
+        versions.create_version(conn, "n", label="kept: newest", now=T0)
         ids = version_ids(conn, "n")
     assert run(db, now=T0 + days(1000)).version_ids == ids[:3]
     with db.begin() as conn:
         assert version_ids(conn, "n") == ids[3:]
-        assert document.body_text(notes.load_doc(conn, "n")) == "abcd"
+        assert document.body_text(update_log.load_doc(conn, "n")) == "abcd"
 
 
 def insert_snapshot(conn, snapshot_id: int, through_seq: int, state: bytes, vector: bytes) -> None:
@@ -243,18 +243,18 @@ def test_the_load_base_stays_highest_through_seq_then_highest_id(db):
     with db.begin() as conn:
         add_workspace(conn, "ws")
         notes.create_note(conn, workspace_id="ws", note_id="n", now=T0)
-        notes.append_updates(conn, "n", updates, now=T0)
+        update_log.append_updates(conn, "n", updates, now=T0)
         insert_snapshot(conn, 10, 3, *states[3])  # the base: highest through_seq...
         insert_snapshot(conn, 11, 3, *states[3])  # ...and on a tie the highest id: this one
         insert_snapshot(conn, 20, 1, *states[1])  # highest id, lowest through_seq
         insert_snapshot(conn, 12, 2, *states[2])
-        before = notes.load_note(conn, "n")
+        before = update_log.load_note(conn, "n")
     assert before.through_seq == 3 and before.updates == []
     assert run(db, now=T0 + days(365)).version_ids == [10, 12, 20]
     with db.begin() as conn:
         assert version_ids(conn, "n") == [11]
-        assert notes.load_note(conn, "n") == before
-        assert document.body_text(notes.load_doc(conn, "n")) == "abc"
+        assert update_log.load_note(conn, "n") == before
+        assert document.body_text(update_log.load_doc(conn, "n")) == "abc"
 
 
 def random_history(db, note_id: str, seed: int) -> None:
@@ -275,14 +275,14 @@ def random_history(db, note_id: str, seed: int) -> None:
                 document.apply_update(other.doc, update)
                 other.captured.clear()
         with db.begin() as conn:
-            notes.append_update(conn, note_id, update, now=at)
+            update_log.append_update(conn, note_id, update, now=at)
             roll = rng.random()
             if roll < 0.25:
-                notes.create_version(conn, note_id, label=f"step {step}", now=at)
+                versions.create_version(conn, note_id, label=f"step {step}", now=at)
             elif roll < 0.35:
-                notes.compact_note(conn, note_id, now=at)
+                compaction.compact_note(conn, note_id, now=at)
             elif roll < 0.4:
-                notes.compact_note(conn, note_id, max_seq=rng.randint(1, step + 1), now=at)
+                compaction.compact_note(conn, note_id, max_seq=rng.randint(1, step + 1), now=at)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -292,16 +292,16 @@ def test_a_note_loads_identically_after_its_old_versions_go(db, seed):
         notes.create_note(conn, workspace_id="ws", note_id="n", now=T0)
     random_history(db, "n", seed)
     with db.begin() as conn:
-        stored = notes.load_note(conn, "n")
-        doc = notes.load_doc(conn, "n")
-        count = len(notes.list_versions(conn, "n"))
+        stored = update_log.load_note(conn, "n")
+        doc = update_log.load_doc(conn, "n")
+        count = len(versions.list_versions(conn, "n"))
     assert count > 3
     report = run(db, RetentionPolicy(version_retention_s=1), now=T0 + days(10_000))
     assert len(report.versions) == count - 1
     with db.begin() as conn:
-        assert len(notes.list_versions(conn, "n")) == 1
-        assert notes.load_note(conn, "n") == stored
-        after = notes.load_doc(conn, "n")
+        assert len(versions.list_versions(conn, "n")) == 1
+        assert update_log.load_note(conn, "n") == stored
+        after = update_log.load_doc(conn, "n")
     assert document.render(after) == document.render(doc)
     assert document.body_text(after) == document.body_text(doc)
     assert document.decode_state_vector(document.state_vector(after)) == (
@@ -322,7 +322,7 @@ def test_notes_deleted_longer_ago_than_the_period_are_purged(db):
         add_note(conn, "ws", "gone", [T0, T0 + DAY])
         add_note(conn, "ws", "recent", [T0])
         add_note(conn, "ws", "alive", [T0])
-        notes.append_update(conn, "gone", Writer(client_id=3).type("tail"), now=T0 + DAY)
+        update_log.append_update(conn, "gone", Writer(client_id=3).type("tail"), now=T0 + DAY)
         task = task_store.create(conn, "ws", "about gone", note_id="gone")
         notes.delete_note(conn, "gone", now=T0 + DAY)
         notes.delete_note(conn, "recent", now=T0 + days(20))

@@ -33,6 +33,7 @@ from schemathesis.python import asgi
 from starlette.testclient import TestClient
 
 from persistence import migrate, notes
+from persistence import versions as version_store
 from persistence.config import database_config_from_env
 from persistence.engine import Database
 from persistence.errors import NotFoundError
@@ -129,9 +130,9 @@ def seed(db: Database) -> None:
         tasks.add_dependency(conn, "seed-task-a", "seed-task-b")  # again: no change
         if notes.find_note(conn, "seed-note", include_deleted=True) is None:
             notes.create_note(conn, workspace_id=WORKSPACE, note_id="seed-note", title="Seed")
-            notes.create_version(conn, "seed-note", label="seed")
+            version_store.create_version(conn, "seed-note", label="seed")
         alive = notes.find_note(conn, "seed-note") is not None
-        versions = notes.list_versions(conn, "seed-note") if alive else []
+        versions = version_store.list_versions(conn, "seed-note") if alive else []
         SEEDED["version_id"][:] = [str(version["id"]) for version in versions]
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pycrdt
 import sqlalchemy as sa
 
-from persistence import migrate, notes
+from persistence import migrate, notes, update_log, versions
 from persistence.config import database_config_from_env
 from persistence.engine import Database
 from persistence.schema import background_tasks, metadata, note_snapshots
@@ -33,8 +33,8 @@ def make_database(path) -> None:
             notes.create_note(conn, workspace_id="ws", note_id="keep", now=LONG_AGO)
             for word in ("one ", "two ", "three"):
                 text += word
-                notes.append_update(conn, "keep", captured.pop(), now=LONG_AGO)
-                notes.create_version(conn, "keep", now=LONG_AGO)
+                update_log.append_update(conn, "keep", captured.pop(), now=LONG_AGO)
+                versions.create_version(conn, "keep", now=LONG_AGO)
             notes.create_note(conn, workspace_id="ws", note_id="trash", now=LONG_AGO)
             notes.delete_note(conn, "trash", now=LONG_AGO)
             for n in range(25):

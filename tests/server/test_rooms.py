@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from crdt import protocol
-from persistence import notes
+from persistence import notes, update_log
 from persistence.stores import workspaces
 from server.connection import Connection
 from server.loops import Background
@@ -109,7 +109,9 @@ async def test_a_room_is_never_unloaded_while_its_updates_are_unstored(rooms, db
     await rooms.tick()
     assert "fragile" not in rooms.rooms
     with db.begin() as conn:
-        assert str(notes.load_doc(conn, "fragile").get("content", type=pycrdt.Text)) == "precious"
+        assert (
+            str(update_log.load_doc(conn, "fragile").get("content", type=pycrdt.Text)) == "precious"
+        )
 
 
 async def test_updates_are_stored_in_group_commits(rooms, db):
@@ -122,7 +124,7 @@ async def test_updates_are_stored_in_group_commits(rooms, db):
     await rooms.persister.flush("batch", timeout=5)
     assert rooms.persister.stats.flushes - flushes_before <= 2, "50 updates, one or two batches"
     with db.begin() as conn:
-        assert len(notes.load_note(conn, "batch").updates) == 50
+        assert len(update_log.load_note(conn, "batch").updates) == 50
 
 
 async def test_load_failure_stores_nothing_and_serves_nothing(rooms, db):
