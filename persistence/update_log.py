@@ -6,7 +6,7 @@ cause come back as StoreErrors.
 
 Invariants the concurrency story rests on:
 
-* Seqs are allocated only by the appends here, with ``UPDATE notes SET last_seq = last_seq + n``
+* Seqs are allocated only by append, with ``UPDATE notes SET last_seq = last_seq + n``
   (a row lock held to commit). Appends of one note therefore commit in seq order, so what a
   reader sees of a note's log is always a prefix of it, and a seq is never reused.
 * A snapshot with ``through_seq = S`` holds every update with ``seq <= S``. Load reads the
@@ -27,12 +27,13 @@ from typing import Any
 import pycrdt
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.exc import SQLAlchemyError
 
 from crdt import document
 
 from .checks import as_now
 from .errors import ConflictError, InvalidError, NotFoundError, StoreError
-from .notes import check_note_id, get_note
+from .notes import check_note_id, find_note, get_note
 from .paging import Row
 from .schema import note_snapshots, note_updates, notes
 
@@ -94,106 +95,131 @@ def log_sizes(
     ]
 
 
-def append_update(
-    conn: sa.Connection, note_id: str, update: bytes, *, now: datetime | None = None
-) -> int:
-    """Append one update; returns its seq."""
-    return append_updates(conn, note_id, [update], now=now)[0]
+@dataclass(frozen=True)
+class Appended:
+    """What append stored: each note's new seqs, and the notes it could not store."""
+
+    seqs: dict[str, list[int]]  # consecutive and increasing, per note appended
+    failures: dict[str, Exception]  # StoreError, or the driver's error for that note alone
+    # Why the batch as a whole failed and was written note by note (None: it did not).
+    batch_error: Exception | None = None
+
+
+def append(
+    conn: sa.Connection, batch: Mapping[str, Sequence[bytes]], *, now: datetime | None = None
+) -> Appended:
+    """Append each note's updates in order: group commit for one note or many.
+
+    The whole batch is one counter UPDATE and one INSERT, in a savepoint. A note that cannot
+    be appended (unknown or soft-deleted: NotFoundError; bad updates: InvalidError) is
+    reported and nothing is written for it. If the batch's statements fail as a whole, the
+    savepoint is undone and the notes are written again one by one, each in a savepoint of
+    its own, so that one bad note cannot keep the others from being stored. A failure never
+    leaves rows or a bumped counter behind, even if the caller goes on with its transaction.
+
+    The bytes are stored as given: callers store the update their Doc produced (see
+    crdt.document.validate_update for foreign bytes).
+    """
+    now = as_now(now)
+    failures: dict[str, Exception] = {}
+    payloads: dict[str, list[bytes]] = {}
+    for note_id, updates in batch.items():
+        try:
+            check_note_id(note_id)
+            if isinstance(updates, bytes | bytearray | memoryview | str):
+                raise InvalidError("updates: expected a sequence of updates, got a single value")
+            payloads[note_id] = [_update_bytes(u, i) for i, u in enumerate(updates)]
+        except InvalidError as exc:
+            failures[note_id] = exc
+    seqs: dict[str, list[int]] = {}
+    for note_id in [n for n, p in payloads.items() if not p]:
+        del payloads[note_id]  # nothing to store, but an unknown note is still an error
+        if find_note(conn, note_id) is None:
+            failures[note_id] = NotFoundError(f"note {note_id!r} not found")
+        else:
+            seqs[note_id] = []
+    if not payloads:
+        return Appended(seqs, failures)
+    try:
+        with conn.begin_nested():
+            seqs.update(_append_rows(conn, payloads, failures, now))
+        return Appended(seqs, failures)
+    except (SQLAlchemyError, StoreError) as exc:
+        if len(payloads) == 1:
+            failures.update(dict.fromkeys(payloads, exc))
+            return Appended(seqs, failures)
+        batch_error = exc
+    for note_id, updates in payloads.items():
+        try:
+            with conn.begin_nested():
+                seqs.update(_append_rows(conn, {note_id: updates}, failures, now))
+        except (SQLAlchemyError, StoreError) as exc:
+            failures[note_id] = exc
+    return Appended(seqs, failures, batch_error)
+
+
+def _append_rows(
+    conn: sa.Connection,
+    payloads: Mapping[str, list[bytes]],
+    failures: dict[str, Exception],
+    now: datetime,
+) -> dict[str, list[int]]:
+    """One counter UPDATE and one INSERT for every note in ``payloads`` (none empty)."""
+    counts = {note_id: len(p) for note_id, p in payloads.items()}
+    try:
+        # Row locks on every note, held until the caller commits: appenders of one note
+        # queue up behind them, so seqs commit in order (see the module docstring).
+        allocated = dict(
+            conn.execute(
+                sa.update(notes)
+                .where(notes.c.id.in_(list(counts)), notes.c.deleted_at.is_(None))
+                .values(
+                    last_seq=notes.c.last_seq + sa.case(counts, value=notes.c.id),
+                    updated_at=now,
+                )
+                .returning(notes.c.id, notes.c.last_seq)
+            ).all()
+        )
+        seqs, rows = {}, []
+        for note_id, count in counts.items():
+            last = allocated.get(note_id)
+            if last is None:
+                failures[note_id] = NotFoundError(f"note {note_id!r} not found")
+                continue
+            first = last - count + 1
+            seqs[note_id] = list(range(first, last + 1))
+            rows += [
+                {"note_id": note_id, "seq": first + offset, "update": payload, "created_at": now}
+                for offset, payload in enumerate(payloads[note_id])
+            ]
+        if rows:
+            conn.execute(sa.insert(note_updates), rows)
+    except sa_exc.IntegrityError:
+        # Only rows written behind append's back can clash with an allocated seq.
+        named = ", ".join(repr(note_id) for note_id in counts)
+        raise ConflictError(f"note {named}: allocated seqs are already taken") from None
+    return seqs
 
 
 def append_updates(
     conn: sa.Connection, note_id: str, updates: Sequence[bytes], *, now: datetime | None = None
 ) -> list[int]:
-    """Append updates in order (group commit); returns their seqs, consecutive and increasing.
+    """Append one note's updates (append for a batch of one); returns their seqs.
 
     NotFoundError for an unknown or soft-deleted note; InvalidError for an empty or oversize
-    update (nothing is written then). The bytes are stored as given: callers store the
-    update their Doc produced (see crdt.document.validate_update for foreign bytes).
+    update (nothing is written then).
     """
-    check_note_id(note_id)
-    if isinstance(updates, bytes | bytearray | memoryview | str):
-        raise InvalidError("updates: expected a sequence of updates, got a single value")
-    payloads = [_update_bytes(update, index) for index, update in enumerate(updates)]
-    now = as_now(now)
-    if not payloads:
-        get_note(conn, note_id)
-        return []
-    count = len(payloads)
-    try:
-        # A savepoint, so that a failure leaves neither rows nor a bumped counter behind even
-        # if the caller goes on with its transaction.
-        with conn.begin_nested():
-            # The row lock taken here is held until the caller commits: appenders of one note
-            # queue up behind it, so seqs commit in order (see the module docstring).
-            last = conn.execute(
-                sa.update(notes)
-                .where(notes.c.id == note_id, notes.c.deleted_at.is_(None))
-                .values(last_seq=notes.c.last_seq + count, updated_at=now)
-                .returning(notes.c.last_seq)
-            ).scalar_one_or_none()
-            if last is None:
-                raise NotFoundError(f"note {note_id!r} not found")
-            first = last - count + 1
-            rows = [
-                {"note_id": note_id, "seq": first + offset, "update": payload, "created_at": now}
-                for offset, payload in enumerate(payloads)
-            ]
-            conn.execute(sa.insert(note_updates), rows)
-    except sa_exc.IntegrityError:
-        # Only rows written behind append_updates' back can clash with an allocated seq.
-        raise ConflictError(f"note {note_id!r}: allocated seqs are already taken") from None
-    return list(range(first, last + 1))
+    result = append(conn, {check_note_id(note_id): updates}, now=now)
+    if note_id in result.failures:
+        raise result.failures[note_id]
+    return result.seqs[note_id]
 
 
-def append_batch(
-    conn: sa.Connection, batch: Mapping[str, Sequence[bytes]], *, now: datetime | None = None
-) -> dict[str, StoreError]:
-    """Group commit for many notes at once: one counter UPDATE and one INSERT for all of them.
-
-    Returns the notes that could not be appended (unknown or soft-deleted: NotFoundError; bad
-    updates: InvalidError), with nothing written for those; every other note's updates are
-    appended in order, exactly as append_updates would. Raises only for a failure of the
-    statements themselves, and then the caller must roll back (or fall back to
-    append_updates per note, each in its own savepoint).
-    """
-    now = as_now(now)
-    failures: dict[str, StoreError] = {}
-    payloads: dict[str, list[bytes]] = {}
-    for note_id, updates in batch.items():
-        try:
-            check_note_id(note_id)
-            payloads[note_id] = [_update_bytes(u, i) for i, u in enumerate(updates)]
-        except InvalidError as exc:
-            failures[note_id] = exc
-    counts = {note_id: len(p) for note_id, p in payloads.items() if p}
-    if not counts:
-        return failures
-    # Row locks on every note, held to commit: appends of each note stay in seq order.
-    allocated = dict(
-        conn.execute(
-            sa.update(notes)
-            .where(notes.c.id.in_(list(counts)), notes.c.deleted_at.is_(None))
-            .values(
-                last_seq=notes.c.last_seq + sa.case(counts, value=notes.c.id),
-                updated_at=now,
-            )
-            .returning(notes.c.id, notes.c.last_seq)
-        ).all()
-    )
-    rows = []
-    for note_id, count in counts.items():
-        last = allocated.get(note_id)
-        if last is None:
-            failures[note_id] = NotFoundError(f"note {note_id!r} not found")
-            continue
-        first = last - count + 1
-        rows += [
-            {"note_id": note_id, "seq": first + offset, "update": payload, "created_at": now}
-            for offset, payload in enumerate(payloads[note_id])
-        ]
-    if rows:
-        conn.execute(sa.insert(note_updates), rows)
-    return failures
+def append_update(
+    conn: sa.Connection, note_id: str, update: bytes, *, now: datetime | None = None
+) -> int:
+    """Append one update; returns its seq."""
+    return append_updates(conn, note_id, [update], now=now)[0]
 
 
 def read_log(

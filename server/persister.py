@@ -208,29 +208,20 @@ class Persister:
             await self._queue_compactions(to_compact)
 
     def _write(self, batch: dict[str, list[bytes]]) -> dict[str, BaseException]:
-        """Runs in a worker thread: one transaction with two statements for the whole batch.
-
-        If the batch as a whole fails, it is written again note by note, each in a savepoint,
-        so that one bad note cannot keep the others from being stored."""
+        """Runs in a worker thread: one transaction for the whole batch (update_log.append
+        writes it note by note if it fails as a whole, so one bad note cannot sink the rest)."""
         try:
             with self.db.begin() as conn:
-                return dict(update_log.append_batch(conn, batch))
-        except STORAGE_ERRORS as exc:
-            if len(batch) == 1:
-                return {note_id: exc for note_id in batch}
-            log.debug("batch of %d notes failed (%s); storing them one by one", len(batch), exc)
-        failed: dict[str, BaseException] = {}
-        try:
-            with self.db.begin() as conn:
-                for note_id, updates in batch.items():
-                    try:
-                        with conn.begin_nested():
-                            update_log.append_updates(conn, note_id, updates)
-                    except STORAGE_ERRORS as exc:
-                        failed[note_id] = exc
+                result = update_log.append(conn, batch)
         except STORAGE_ERRORS as exc:  # the transaction itself (connect, commit) failed
             return {note_id: exc for note_id in batch}
-        return failed
+        if result.batch_error is not None:
+            log.debug(
+                "batch of %d notes failed (%s); stored them one by one",
+                len(batch),
+                result.batch_error,
+            )
+        return dict(result.failures)
 
     # --- outcomes -------------------------------------------------------------------------------
 

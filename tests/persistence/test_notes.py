@@ -531,7 +531,7 @@ def test_the_automerge_paper_trace_survives_storage_and_compaction(tmp_path):
         assert body(db, "paper") == end_content
 
 
-def test_append_batch_stores_many_notes_at_once_and_reports_the_rest(db):
+def test_append_stores_many_notes_at_once_and_reports_the_rest(db):
     with db.begin() as conn:
         add_workspace(conn)
         for note_id in ("a", "b", "gone"):
@@ -548,7 +548,7 @@ def test_append_batch_stores_many_notes_at_once_and_reports_the_rest(db):
         "bad": [b""],
     }
     with db.begin() as conn:
-        failures = update_log.append_batch(conn, batch)
+        failures = update_log.append(conn, batch).failures
     assert {k: type(v).__name__ for k, v in failures.items()} == {
         "gone": "NotFoundError",
         "missing": "NotFoundError",
@@ -559,3 +559,43 @@ def test_append_batch_stores_many_notes_at_once_and_reports_the_rest(db):
         assert [seq for seq, _ in update_log.load_note(conn, "b").updates] == [1, 2]
         assert str(update_log.load_doc(conn, "a").get("content", type=pycrdt.Text)) == "xy"
         assert update_log.load_note(conn, "gone", include_deleted=True).updates == []
+
+
+def test_a_batch_that_fails_as_a_whole_is_stored_note_by_note(db):
+    with db.begin() as conn:
+        add_workspace(conn)
+        for note_id in ("a", "clash", "c"):
+            notes.create_note(conn, workspace_id="ws", note_id=note_id)
+        # A row written behind append's back takes the seq append will allocate to "clash":
+        # the batch's one INSERT fails, and only that note should.
+        conn.execute(
+            sa.insert(note_updates).values(
+                note_id="clash", seq=1, update=Writer().type("z"), created_at=datetime.now(UTC)
+            )
+        )
+    a, c = Writer(client_id=2), Writer(client_id=3)
+    batch = {"a": [a.type("x"), a.type("y")], "clash": [Writer().type("q")], "c": [c.type("w")]}
+    with db.begin() as conn:
+        result = update_log.append(conn, batch)
+    assert result.batch_error is not None
+    assert {k: type(v) for k, v in result.failures.items()} == {"clash": ConflictError}
+    assert result.seqs == {"a": [1, 2], "c": [1]}
+    with db.begin() as conn:
+        assert document.body_text(update_log.load_doc(conn, "a")) == "xy"
+        assert document.body_text(update_log.load_doc(conn, "c")) == "w"
+        # Nothing of the failed note was written, and its counter was not bumped.
+        assert [seq for seq, _ in update_log.load_note(conn, "clash").updates] == [1]
+        assert notes.get_note(conn, "clash")["last_seq"] == 0
+
+
+def test_append_of_one_note_raises_what_went_wrong(db):
+    with db.begin() as conn:
+        add_workspace(conn)
+        notes.create_note(conn, workspace_id="ws", note_id="a")
+        result = update_log.append(conn, {"a": [], "nope": []})
+        assert result.seqs == {"a": []}
+        assert isinstance(result.failures["nope"], NotFoundError)
+        with pytest.raises(NotFoundError):
+            update_log.append_updates(conn, "nope", [Writer().type("x")])
+        with pytest.raises(InvalidError, match="single value"):
+            update_log.append_updates(conn, "a", Writer().type("x"))
