@@ -136,6 +136,7 @@ class LockClock:
     def __init__(self, db: Database) -> None:
         self.thread: int | None = None
         self.holds: list[float] = []
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each hold
         self._start: float | None = None
         engine = db.engine
         sa.event.listen(engine, "before_cursor_execute", self._statement)
@@ -160,6 +161,7 @@ class LockClock:
             finally:
                 if self._mine() and self._start is not None:
                     self.holds.append(time.perf_counter() - self._start)
+                    self.spans.append((self._start, time.perf_counter()))
                     self._start = None
 
         return end
@@ -194,7 +196,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def run(driver: str, big: list[bytes], body: str, interval_ms: float, pg_url: str) -> dict:
+def run(
+    driver: str, big: list[bytes], body: str, interval_ms: float, pg_url: str, verbose: bool
+) -> dict:
     others = [f"other{i}" for i in range(OTHER_NOTES)]
     with database(driver, pg_url) as db:
         migrate.upgrade(db)
@@ -244,6 +248,11 @@ def run(driver: str, big: list[bytes], body: str, interval_ms: float, pg_url: st
                 got = document.body_text(_log.load_doc(conn, note_id))
                 assert got == expected, f"{note_id} lost edits"
         during = [s for s in samples if began <= s[0] <= ended]
+        if verbose:
+            for start, seconds, _ in sorted(during, key=lambda s: -s[1])[:5]:
+                say(f"  slow write at +{start - began:.2f}s took {1000 * seconds:.0f} ms")
+            for start, end in sorted(clock.spans, key=lambda s: s[0] - s[1])[:5]:
+                say(f"  hold at +{start - began:.2f}s for {1000 * (end - start):.0f} ms")
         latencies = [seconds for _, seconds, _ in during]
         return {
             "driver": driver,
@@ -266,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edits", type=int, default=None, help="first N edits (default: all)")
     parser.add_argument("--interval-ms", type=float, default=5.0, help="between other writes")
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
+    parser.add_argument("--verbose", action="store_true", help="the slowest writes and holds")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     big, body = trace_updates(args.edits)
@@ -278,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             except psycopg.OperationalError as exc:
                 say(f"postgres skipped: {str(exc).strip().splitlines()[0]}")
                 continue
-        rows.append(run(driver, big, body, args.interval_ms, args.postgres_url))
+        rows.append(run(driver, big, body, args.interval_ms, args.postgres_url, args.verbose))
     layout = "split" if _compaction is not None else "single transaction"
     print(f"compaction of automerge-paper ({len(big)} update rows), compaction: {layout}")
     print(

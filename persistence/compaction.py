@@ -1,24 +1,55 @@
 """Compaction: fold a note's update log into a snapshot and delete the rows it merged.
 
-Compaction deletes only rows the newest snapshot holds (the one it writes, or the one it
-found), and none above max_seq; anything appended meanwhile has a larger seq and survives.
-On PostgreSQL two compactions of one note exclude each other with an advisory lock; on
-SQLite every write transaction is already exclusive.
+Merging a long log takes seconds (the 260,000-edit trace: about 4 s), and on SQLite a write
+transaction holds the database's only write lock: every other note's writes would wait for
+it. So compact_note works in steps, and only the last two write, in short transactions:
+
+1. read: the newest snapshot and the updates after it, up to max_seq, in a read transaction
+   (one statement: a consistent prefix of the log, see update_log);
+2. merge them into one state, outside any transaction;
+3. write, in a short transaction: check that the snapshot read in 1 is still the note's newest
+   (another compaction, or a version, may have written one meanwhile: then start over from 1,
+   which now reads little) and insert the new snapshot;
+4. delete the rows it holds, DELETE_BATCH_ROWS per transaction (with a pause between two
+   on SQLite, so that waiting writers get their turn). Once the snapshot is
+   committed no load reads those rows again (update_log: rows at or below the newest
+   snapshot's through_seq), so they may go in as many transactions as it takes, and a
+   compaction stopped halfway leaves only dead rows the next one deletes.
+
+What is deleted is exactly what the newest snapshot holds (the one written, or the one found
+when there is nothing to merge), and never a row above max_seq: updates appended meanwhile
+have larger seqs and survive. On PostgreSQL the write steps of two compactions of one note
+take turns on an advisory lock; on SQLite every write transaction is exclusive anyway.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 
 from .checks import as_now
-from .errors import ConflictError
+from .engine import Database
+from .errors import ConflictError, NotFoundError
 from .notes import check_note_id, get_note
-from .schema import note_updates
+from .paging import Row
+from .schema import note_snapshots, note_updates, notes
 from .update_log import check_seq, insert_snapshot, merge_log, read_log
+
+# Rows per DELETE once the snapshot is committed: deleting the 260,000 rows of a long log in
+# one statement holds SQLite's write lock for over a second; 10,000 take tens of milliseconds.
+DELETE_BATCH_ROWS = 10_000
+# On SQLite, the pause between two DELETEs. A writer waiting for the lock polls for it (the
+# busy handler sleeps up to 100 ms between tries): without a pause the next DELETE takes the
+# lock again before the waiting writer looks, and it can starve until its busy timeout.
+DELETE_PAUSE_S = 0.1
+# A compaction whose snapshot was superseded while it merged starts over; each attempt reads
+# only what the winner left, so more than a few means something keeps writing snapshots.
+MAX_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -38,13 +69,18 @@ class CompactionResult:
         return self.snapshot_id is not None
 
 
-def _advisory_key(note_id: str) -> int:
-    digest = hashlib.blake2b(f"coscribe:compact:{note_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+@dataclass(frozen=True)
+class _Read:
+    """Step 1's result: what will be merged, and what it was read on top of."""
+
+    note_id: str
+    base: Row | None  # the newest snapshot when read
+    log: list[tuple[int, bytes]]  # the updates after it, up to max_seq
+    max_seq: int | None
 
 
 def compact_note(
-    conn: sa.Connection,
+    db: Database,
     note_id: str,
     *,
     max_seq: int | None = None,
@@ -53,43 +89,124 @@ def compact_note(
     """Fold the updates after the newest snapshot (up to max_seq) into a new snapshot.
 
     ``max_seq`` defaults to the highest seq stored; the new snapshot's through_seq is the
-    highest seq actually merged, never a seq this transaction cannot see. Then the update
-    rows up to that seq (and up to max_seq) are deleted: the merged ones, and any an older
-    snapshot already held (left behind by versions, which delete nothing). Rows appended
-    meanwhile survive.
-    ConflictError when another compaction of the note is running (PostgreSQL).
+    highest seq actually merged, never one the read did not see. Then the update rows up to
+    that seq (and up to max_seq) are deleted: the merged ones, and any an older snapshot
+    already held (left behind by versions, which delete nothing). Rows appended meanwhile
+    survive. The write lock is held only for the short write at the end (module docstring).
+
+    NotFoundError for an unknown or deleted note; ConflictError for stored data that does
+    not apply, or when other snapshots kept superseding this one's (MAX_ATTEMPTS).
     """
+    note_id, max_seq, now = _arguments(note_id, max_seq, now)
+    for _ in range(MAX_ATTEMPTS):
+        with db.read() as conn:
+            read = _read(conn, note_id, max_seq)
+        merged = _merge(read)  # outside any transaction: no lock held while it runs
+        with db.begin() as conn:
+            result = _write(conn, read, merged, now, delete=False)
+        if result is None:
+            continue
+        deleted = 0
+        while True:
+            with db.begin() as conn:
+                batch = _delete(conn, note_id, result.deleted, DELETE_BATCH_ROWS)
+            deleted += batch
+            if batch < DELETE_BATCH_ROWS:
+                return dataclasses.replace(result, deleted=deleted)
+            if db.driver != "postgres":
+                time.sleep(DELETE_PAUSE_S)
+    raise ConflictError(
+        f"compaction of note {note_id!r} was superseded {MAX_ATTEMPTS} times by other "
+        "snapshots written meanwhile; retry later"
+    )
+
+
+def compact_note_in(
+    conn: sa.Connection,
+    note_id: str,
+    *,
+    max_seq: int | None = None,
+    now: datetime | None = None,
+) -> CompactionResult:
+    """compact_note inside the caller's transaction (which then holds its locks throughout):
+    for maintenance that owns the database, and for tests that compact between other writes."""
+    note_id, max_seq, now = _arguments(note_id, max_seq, now)
+    for _ in range(MAX_ATTEMPTS):
+        read = _read(conn, note_id, max_seq)
+        result = _write(conn, read, _merge(read), now, delete=True)
+        if result is not None:
+            return result
+    raise ConflictError(f"compaction of note {note_id!r} kept being superseded; retry later")
+
+
+def _arguments(
+    note_id: str, max_seq: int | None, now: datetime | None
+) -> tuple[str, int | None, datetime]:
     check_note_id(note_id)
     if max_seq is not None:
         check_seq("max_seq", max_seq)
-    now = as_now(now)
+    return note_id, max_seq, as_now(now)
+
+
+def _read(conn: sa.Connection, note_id: str, max_seq: int | None) -> _Read:
     get_note(conn, note_id)
-    if conn.dialect.name == "postgresql":
-        locked = conn.execute(
-            sa.select(sa.func.pg_try_advisory_xact_lock(_advisory_key(note_id)))
-        ).scalar_one()
-        if not locked:
-            raise ConflictError(f"compaction of note {note_id!r} is already running")
     base, log = read_log(conn, note_id, max_seq)
+    return _Read(note_id, base, log, max_seq)
+
+
+def _merge(read: _Read) -> tuple[bytes, bytes] | None:
+    return merge_log(read.note_id, read.base, read.log) if read.log else None
+
+
+def _advisory_key(note_id: str) -> int:
+    digest = hashlib.blake2b(f"coscribe:compact:{note_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _write(
+    conn: sa.Connection,
+    read: _Read,
+    merged: tuple[bytes, bytes] | None,
+    now: datetime,
+    *,
+    delete: bool,
+) -> CompactionResult | None:
+    """Step 3: the snapshot, and with ``delete`` the deletion; None when ``read.base`` is no
+    longer the newest snapshot (the caller starts over). Without ``delete`` the result's
+    ``deleted`` is the highest seq to delete: step 4 deletes them."""
+    note_id, base, log = read.note_id, read.base, read.log
+    if conn.dialect.name == "postgresql":
+        # Two compactions of one note write one after the other, and the second then sees
+        # the first's snapshot (READ COMMITTED: each statement sees what committed before it).
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_advisory_key(note_id))))
+    found = conn.execute(
+        sa.select(notes.c.id).where(notes.c.id == note_id, notes.c.deleted_at.is_(None))
+    ).first()
+    if found is None:
+        raise NotFoundError(f"note {note_id!r} not found")
+    newest = conn.execute(
+        sa.select(note_snapshots.c.id)
+        .where(note_snapshots.c.note_id == note_id)
+        .order_by(note_snapshots.c.through_seq.desc(), note_snapshots.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if newest != (None if base is None else base["id"]):
+        return None
     old_through = 0 if base is None else base["through_seq"]
     base_rows, base_bytes = (0, 0) if base is None else (1, len(base["state"]))
     snapshot_id = None
     through, rows_after, bytes_after = old_through, base_rows, base_bytes
-    if log:
+    if merged is not None:
         through = log[-1][0]
-        state, vector = merge_log(note_id, base, log)
+        state, vector = merged
         snapshot_id = insert_snapshot(
             conn, note_id, through, state, vector, "compaction", None, now
         )
         rows_after, bytes_after = 1, len(state)
     # Rows up to `through` are merged or were already held by the base snapshot; none above
     # max_seq is ever touched.
-    delete_through = through if max_seq is None else min(through, max_seq)
-    deleted = conn.execute(
-        sa.delete(note_updates).where(
-            note_updates.c.note_id == note_id, note_updates.c.seq <= delete_through
-        )
-    ).rowcount
+    delete_through = through if read.max_seq is None else min(through, read.max_seq)
+    deleted = _delete(conn, note_id, delete_through) if delete else delete_through
     return CompactionResult(
         note_id=note_id,
         through_seq=through,
@@ -101,3 +218,14 @@ def compact_note(
         rows_after=rows_after,
         bytes_after=bytes_after,
     )
+
+
+def _delete(conn: sa.Connection, note_id: str, through: int, limit: int | None = None) -> int:
+    """Delete the note's update rows up to seq ``through`` (the lowest ``limit`` of them)."""
+    where = [note_updates.c.note_id == note_id, note_updates.c.seq <= through]
+    if limit is not None:
+        lowest = (
+            sa.select(note_updates.c.seq).where(*where).order_by(note_updates.c.seq).limit(limit)
+        )
+        where.append(note_updates.c.seq.in_(lowest.scalar_subquery()))
+    return conn.execute(sa.delete(note_updates).where(*where)).rowcount

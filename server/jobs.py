@@ -44,8 +44,7 @@ def compact_note(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(note_id, str):
         raise PermanentError("payload needs a note_id string")
     try:
-        with ctx.db.begin() as conn:
-            result = compaction.compact_note(conn, note_id)
+        result = compaction.compact_note(ctx.db, note_id)
     except (NotFoundError, InvalidError) as exc:
         raise PermanentError(str(exc)) from exc
     return {

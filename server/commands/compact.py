@@ -66,8 +66,7 @@ def compact(note_ids: tuple[str, ...], all_notes: bool, min_updates: int, dry_ru
             for c in candidates:
                 progress.update(task, description=c["note_id"])
                 try:
-                    with db.begin() as conn:
-                        result = compaction.compact_note(conn, c["note_id"])
+                    result = compaction.compact_note(db, c["note_id"])
                 except (ConflictError, NotFoundError) as exc:
                     failures.append(f"{c['note_id']}: {exc}")
                     progress.advance(task)

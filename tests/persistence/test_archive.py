@@ -76,7 +76,7 @@ def edit_together(db: Database, note_id: str) -> None:
     carol.type(0, "🚀 ")
     store(db, note_id, alice, bob, carol)
     with db.begin() as conn:
-        compaction.compact_note(conn, note_id, now=T0 + timedelta(minutes=1))
+        compaction.compact_note_in(conn, note_id, now=T0 + timedelta(minutes=1))
         version_store.create_version(conn, note_id, kind="auto", now=T0 + timedelta(minutes=2))
     bob.receive(carol)
     bob.type(0, "Tail: ")
@@ -116,8 +116,7 @@ def seed(db: Database) -> dict[str, str]:
     writer = Peer(11)
     writer.type(0, "all folded into one snapshot")
     store(db, "compacted", writer)
-    with db.begin() as conn:
-        compaction.compact_note(conn, "compacted")
+    compaction.compact_note(db, "compacted")
 
     old = Peer(12)
     old.type(0, "to be deleted")
@@ -360,7 +359,7 @@ def test_imported_notes_take_new_edits_and_compact(db, new_database, tmp_path):
         assert update_log.append_updates(conn, "plan", editor.take()) == [last_seq + 1]
     with target.begin() as conn:
         assert document.body_text(update_log.load_doc(conn, "plan")) == str(editor.text)
-        assert compaction.compact_note(conn, "plan").merged == 1
+        assert compaction.compact_note_in(conn, "plan").merged == 1
         assert document.body_text(update_log.load_doc(conn, "plan")) == str(editor.text)
 
 

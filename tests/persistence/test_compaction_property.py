@@ -140,8 +140,7 @@ def test_storage_is_identical_before_and_after_compaction(db, data, ids):
         elif action == "compact":
             max_seq = data.draw(st.none() | st.integers(0, last_seq + 2), label="max_seq")
             before = snapshot_of(db, note_id)
-            with db.begin() as conn:
-                result = compaction.compact_note(conn, note_id, max_seq=max_seq)
+            result = compaction.compact_note(db, note_id, max_seq=max_seq)
             assert result.through_seq <= last_seq
             after = snapshot_of(db, note_id)
             assert after == before == reference_of(stored)
@@ -157,8 +156,8 @@ def test_storage_is_identical_before_and_after_compaction(db, data, ids):
     # Store the rest, compact everything: storage equals a doc that saw every update.
     collect()
     store(len(history))
+    compaction.compact_note(db, note_id)
     with db.begin() as conn:
-        compaction.compact_note(conn, note_id)
         assert update_log.load_note(conn, note_id).updates == []
     final = snapshot_of(db, note_id)
     assert final == reference_of(history)

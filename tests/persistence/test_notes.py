@@ -122,7 +122,7 @@ def test_soft_deleted_note_is_hidden_and_refuses_appends(db, note_id):
         with pytest.raises(NotFoundError):
             update_log.load_note(conn, note_id)
         with pytest.raises(NotFoundError):
-            compaction.compact_note(conn, note_id)
+            compaction.compact_note_in(conn, note_id)
         with pytest.raises(NotFoundError):
             versions.create_version(conn, note_id)
         assert update_log.load_note(conn, note_id, include_deleted=True).updates == []
@@ -163,7 +163,7 @@ def test_seqs_keep_increasing_across_transactions_and_compaction(db, note_id):
         with db.begin() as conn:
             seqs += update_log.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
             if round_ == 1:
-                compaction.compact_note(conn, note_id)
+                compaction.compact_note_in(conn, note_id)
     assert seqs == [1, 2, 3, 4, 5, 6]
     with db.begin() as conn:
         stored = update_log.load_note(conn, note_id)
@@ -240,7 +240,7 @@ def test_load_refuses_corrupt_stored_bytes(db, note_id):
         with pytest.raises(document.InvalidUpdate, match="update 1"):
             update_log.load_doc(conn, note_id)
         with pytest.raises(ConflictError, match="does not apply"):
-            compaction.compact_note(conn, note_id)
+            compaction.compact_note_in(conn, note_id)
         with pytest.raises(ConflictError, match="does not apply"):
             versions.create_version(conn, note_id)
     assert count_rows(db, note_updates, note_id) == 2
@@ -255,8 +255,7 @@ def test_compaction_merges_and_deletes_exactly_what_it_merged(db, note_id):
     updates = [writer.type(f"{i},") for i in range(10)]
     with db.begin() as conn:
         update_log.append_updates(conn, note_id, updates)
-    with db.begin() as conn:
-        result = compaction.compact_note(conn, note_id, max_seq=6)
+    result = compaction.compact_note(db, note_id, max_seq=6)
     assert result.compacted
     assert (result.through_seq, result.merged, result.deleted) == (6, 6, 6)
     assert (result.rows_before, result.rows_after) == (6, 1)
@@ -269,11 +268,9 @@ def test_compaction_merges_and_deletes_exactly_what_it_merged(db, note_id):
     assert stored.through_seq == 6 and [seq for seq, _ in stored.updates] == [7, 8, 9, 10]
     assert body(db, note_id) == writer.body
 
-    with db.begin() as conn:
-        rest = compaction.compact_note(conn, note_id)  # max_seq: the highest stored
+    rest = compaction.compact_note(db, note_id)  # max_seq: the highest stored
     assert (rest.through_seq, rest.merged, rest.deleted, rest.rows_before) == (10, 4, 4, 5)
-    with db.begin() as conn:
-        again = compaction.compact_note(conn, note_id)
+    again = compaction.compact_note(db, note_id)
     assert not again.compacted and (again.merged, again.deleted, again.through_seq) == (0, 0, 10)
     assert count_rows(db, note_updates, note_id) == 0
     assert count_rows(db, note_snapshots, note_id) == 2
@@ -284,11 +281,11 @@ def test_compaction_max_seq_beyond_or_below_what_is_stored(db, note_id):
     writer = Writer()
     with db.begin() as conn:
         update_log.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
-        result = compaction.compact_note(conn, note_id, max_seq=1000)
+        result = compaction.compact_note_in(conn, note_id, max_seq=1000)
     assert result.through_seq == 2  # the highest seq merged, not the one asked for
     with db.begin() as conn:
         update_log.append_update(conn, note_id, writer.type("c"))
-        result = compaction.compact_note(conn, note_id, max_seq=1)
+        result = compaction.compact_note_in(conn, note_id, max_seq=1)
     assert not result.compacted and result.through_seq == 2
     assert count_rows(db, note_updates, note_id) == 1
     assert body(db, note_id) == "abc"
@@ -296,13 +293,13 @@ def test_compaction_max_seq_beyond_or_below_what_is_stored(db, note_id):
 
 def test_compaction_of_an_empty_note_and_bad_arguments(db, note_id):
     with db.begin() as conn:
-        result = compaction.compact_note(conn, note_id)
+        result = compaction.compact_note_in(conn, note_id)
         assert (result.compacted, result.through_seq, result.merged) == (False, 0, 0)
         for bad in (-1, 1.5, "3", True, 2**63):
             with pytest.raises(InvalidError):
-                compaction.compact_note(conn, note_id, max_seq=bad)
+                compaction.compact_note_in(conn, note_id, max_seq=bad)
         with pytest.raises(NotFoundError):
-            compaction.compact_note(conn, "missing")
+            compaction.compact_note_in(conn, "missing")
     assert count_rows(db, note_snapshots, note_id) == 0
 
 
@@ -311,8 +308,8 @@ def test_compaction_removes_rows_a_version_already_covers(db, note_id):
     with db.begin() as conn:
         update_log.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
         versions.create_version(conn, note_id, label="v1")
-        below = compaction.compact_note(conn, note_id, max_seq=1)
-        result = compaction.compact_note(conn, note_id)
+        below = compaction.compact_note_in(conn, note_id, max_seq=1)
+        result = compaction.compact_note_in(conn, note_id)
     # Nothing to merge past the version, but rows 1-2 were only reachable through it; still,
     # no row above max_seq is touched.
     assert (below.compacted, below.deleted, below.through_seq) == (False, 1, 2)
@@ -386,62 +383,59 @@ def test_version_errors(db, note_id):
 
 
 class Paused:
-    """Makes crdt.document.merge (called by compact_note once it has read) wait for release."""
+    """Makes crdt.document.merge (called by compact_note once it has read) wait for release.
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    Only the first ``pauses`` merges wait; later ones (another compaction's) run through.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, pauses: int = 1) -> None:
         self.merging = threading.Event()
         self.release = threading.Event()
+        self.pauses = pauses
         real = document.merge
 
         def merge(state, updates):
             result = real(state, updates)
-            self.merging.set()
-            assert self.release.wait(WAIT_S), "never released"
+            if self.pauses > 0:
+                self.pauses -= 1
+                self.merging.set()
+                assert self.release.wait(WAIT_S), "never released"
             return result
 
         monkeypatch.setattr(document, "merge", merge)
 
 
-def needs_two_connections(db: Database) -> None:
-    if db.driver == "memory":
-        pytest.skip("the in-memory database has one connection: nothing can interleave")
-
-
-def test_an_update_appended_while_compaction_runs_survives_it(db, note_id, monkeypatch):
-    needs_two_connections(db)
-    writer = Writer()
+def test_appends_while_compaction_merges_are_neither_blocked_nor_lost(db, note_id, monkeypatch):
+    # The merge holds no lock and no connection (also on SQLite and in memory, where a write
+    # transaction excludes every other): appends to this note and to others, from other
+    # threads and connections, commit while it is paused, and survive its write.
+    writer, other = Writer(), Writer(client_id=9)
     with db.begin() as conn:
+        notes.create_note(conn, workspace_id="ws", note_id="other")
         update_log.append_updates(conn, note_id, [writer.type(c) for c in "abcde"])
     paused = Paused(monkeypatch)
 
-    def compact():
+    def append(target: str, update: bytes) -> int:
         with db.begin() as conn:
-            return compaction.compact_note(conn, note_id)
+            return update_log.append_update(conn, target, update)
 
-    def append():
-        with db.begin() as conn:
-            return update_log.append_update(conn, note_id, late)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        compacting = pool.submit(compact)
-        assert paused.merging.wait(WAIT_S)  # it has read seqs 1-5 and holds them
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        compacting = pool.submit(compaction.compact_note, db, note_id)
+        assert paused.merging.wait(WAIT_S)  # it has read seqs 1-5 and is merging them
         late = writer.type("f")
-        appending = pool.submit(append)
-        if db.driver == "postgres":
-            # PostgreSQL: the append really commits in the middle of the compaction.
-            assert appending.result(WAIT_S) == 6
-        else:
-            # SQLite: the appender waits for the write lock the compaction holds.
-            with pytest.raises(TimeoutError):
-                appending.result(0.2)
+        # Committed while the merge is still paused: nothing waits for the compaction.
+        assert pool.submit(append, note_id, late).result(WAIT_S) == 6
+        for seq, chunk in enumerate("xyz", start=1):
+            assert pool.submit(append, "other", other.type(chunk)).result(WAIT_S) == seq
+        assert not compacting.done()
         paused.release.set()
         result = compacting.result(WAIT_S)
-        assert appending.result(WAIT_S) == 6
     assert (result.through_seq, result.merged, result.deleted) == (5, 5, 5)
     with db.begin() as conn:
         stored = update_log.load_note(conn, note_id)
     assert stored.through_seq == 5 and stored.updates == [(6, late)]
     assert body(db, note_id) == writer.body == "abcdef"
+    assert body(db, "other") == "xyz"
 
 
 def test_compaction_never_claims_a_seq_it_cannot_see(db, note_id):
@@ -454,35 +448,47 @@ def test_compaction_never_claims_a_seq_it_cannot_see(db, note_id):
     with db.connect() as appender:
         transaction = appender.begin()
         assert update_log.append_update(appender, note_id, writer.type("c")) == 3
-        with db.begin() as conn:
-            result = compaction.compact_note(conn, note_id, max_seq=3)
+        result = compaction.compact_note(db, note_id, max_seq=3)
         transaction.commit()
     assert (result.through_seq, result.merged) == (2, 2)
     assert body(db, note_id) == "abc"
 
 
-def test_a_second_concurrent_compaction_is_refused_on_postgres(db, note_id, monkeypatch):
-    if db.driver != "postgres":
-        pytest.skip("SQLite serializes write transactions instead")
+def test_a_compaction_superseded_while_it_merged_starts_over(db, note_id, monkeypatch):
+    # The first compaction reads seqs 1-2 and pauses in its merge; meanwhile a second one
+    # compacts them and an append adds seq 3. The first then finds a newer snapshot than the
+    # one it read: it writes nothing of what it merged, and starts over from the new one.
     writer = Writer()
     with db.begin() as conn:
         update_log.append_updates(conn, note_id, [writer.type("a"), writer.type("b")])
     paused = Paused(monkeypatch)
-
-    def compact():
-        with db.begin() as conn:
-            return compaction.compact_note(conn, note_id)
-
     with ThreadPoolExecutor(max_workers=1) as pool:
-        first = pool.submit(compact)
+        first = pool.submit(compaction.compact_note, db, note_id)
         assert paused.merging.wait(WAIT_S)
-        with pytest.raises(ConflictError, match="already running"), db.begin() as conn:
-            compaction.compact_note(conn, note_id)
+        second = compaction.compact_note(db, note_id)
+        assert (second.through_seq, second.merged, second.deleted) == (2, 2, 2)
+        with db.begin() as conn:
+            update_log.append_update(conn, note_id, writer.type("c"))
         paused.release.set()
-        assert first.result(WAIT_S).merged == 2
-    with db.begin() as conn:  # the lock went with the first transaction
-        assert not compaction.compact_note(conn, note_id).compacted
-    assert body(db, note_id) == "ab"
+        result = first.result(WAIT_S)
+    assert (result.through_seq, result.merged, result.deleted, result.rows_before) == (3, 1, 1, 2)
+    assert count_rows(db, note_snapshots, note_id) == 2
+    assert count_rows(db, note_updates, note_id) == 0
+    assert body(db, note_id) == "abc"
+
+
+def test_a_long_log_is_deleted_in_batches_after_the_snapshot(db, note_id, monkeypatch):
+    monkeypatch.setattr(compaction, "DELETE_BATCH_ROWS", 3)
+    monkeypatch.setattr(compaction, "DELETE_PAUSE_S", 0)
+    writer = Writer()
+    with db.begin() as conn:
+        update_log.append_updates(conn, note_id, [writer.type(c) for c in "abcdefghij"])
+    result = compaction.compact_note(db, note_id, max_seq=8)
+    assert (result.through_seq, result.merged, result.deleted) == (8, 8, 8)
+    with db.begin() as conn:
+        assert [seq for seq, _ in update_log.load_note(conn, note_id).updates] == [9, 10]
+    assert count_rows(db, note_updates, note_id) == 2
+    assert body(db, note_id) == "abcdefghij"
 
 
 # --- a real editing trace ------------------------------------------------------------------------
@@ -521,8 +527,7 @@ def test_the_automerge_paper_trace_survives_storage_and_compaction(tmp_path):
             for start_at in range(0, len(updates), 10_000):
                 update_log.append_updates(conn, "paper", updates[start_at : start_at + 10_000])
         assert body(db, "paper") == end_content
-        with db.begin() as conn:
-            result = compaction.compact_note(conn, "paper")
+        result = compaction.compact_note(db, "paper")
         assert (result.merged, result.deleted, result.through_seq) == (259_778,) * 3
         assert result.bytes_after < result.bytes_before / 10
         with db.begin() as conn:

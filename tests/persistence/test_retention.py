@@ -206,7 +206,7 @@ def test_every_snapshot_kind_expires(db):
         add_workspace(conn, "ws")
         notes.create_note(conn, workspace_id="ws", note_id="n", now=T0)
         update_log.append_update(conn, "n", writer.type("a"), now=T0)
-        compaction.compact_note(conn, "n", now=T0)
+        compaction.compact_note_in(conn, "n", now=T0)
         update_log.append_update(conn, "n", writer.type("b"), now=T0)
         versions.create_version(conn, "n", kind="auto", label="auto", now=T0)
         update_log.append_update(conn, "n", writer.type("c"), now=T0)
@@ -280,9 +280,9 @@ def random_history(db, note_id: str, seed: int) -> None:
             if roll < 0.25:
                 versions.create_version(conn, note_id, label=f"step {step}", now=at)
             elif roll < 0.35:
-                compaction.compact_note(conn, note_id, now=at)
+                compaction.compact_note_in(conn, note_id, now=at)
             elif roll < 0.4:
-                compaction.compact_note(conn, note_id, max_seq=rng.randint(1, step + 1), now=at)
+                compaction.compact_note_in(conn, note_id, max_seq=rng.randint(1, step + 1), now=at)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
