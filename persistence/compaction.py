@@ -27,18 +27,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from .checks import as_now
 from .engine import Database
-from .errors import ConflictError, NotFoundError
+from .errors import ConflictError, InvalidError, NotFoundError, StoreError
 from .notes import check_note_id, get_note
 from .paging import Row
 from .schema import note_snapshots, note_updates, notes
-from .update_log import check_seq, insert_snapshot, merge_log, read_log
+from .update_log import check_seq, insert_snapshot, log_sizes, merge_log, read_log
 
 # Rows per DELETE once the snapshot is committed: deleting the 260,000 rows of a long log in
 # one statement holds SQLite's write lock for over a second; 10,000 take tens of milliseconds.
@@ -67,6 +69,99 @@ class CompactionResult:
     @property
     def compacted(self) -> bool:
         return self.snapshot_id is not None
+
+
+@dataclass(frozen=True)
+class CompactionProgress:
+    """Where compact_notes is: called once as a note starts (no result, no error) and once
+    as it ends (its result, or the error it was skipped for)."""
+
+    done: int  # notes finished before this one
+    total: int
+    note_id: str
+    result: CompactionResult | None = None
+    error: StoreError | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None or self.error is not None
+
+
+ProgressCallback = Callable[[CompactionProgress], None]
+
+
+@dataclass
+class CompactionTotals:
+    """What compact_notes did: each note's result, the notes skipped, and the sums."""
+
+    results: list[CompactionResult] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (note id, why)
+
+    @property
+    def notes(self) -> int:
+        return len(self.results)
+
+    def _sum(self, name: str) -> int:
+        return sum(getattr(result, name) for result in self.results)
+
+    @property
+    def rows_before(self) -> int:
+        return self._sum("rows_before")
+
+    @property
+    def rows_after(self) -> int:
+        return self._sum("rows_after")
+
+    @property
+    def bytes_before(self) -> int:
+        return self._sum("bytes_before")
+
+    @property
+    def bytes_after(self) -> int:
+        return self._sum("bytes_after")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "notes": self.notes,
+            "skipped": [{"note_id": note_id, "reason": why} for note_id, why in self.skipped],
+            "rows_before": self.rows_before,
+            "rows_after": self.rows_after,
+            "bytes_before": self.bytes_before,
+            "bytes_after": self.bytes_after,
+        }
+
+
+def compact_notes(
+    db: Database,
+    note_ids: Sequence[str] | None = None,
+    *,
+    min_updates: int = 1,
+    progress: ProgressCallback | None = None,
+) -> CompactionTotals:
+    """Compact every note whose update log holds at least ``min_updates`` rows (of
+    ``note_ids``, or of all notes), one after the other, each as compact_note does.
+
+    A note deleted meanwhile, or whose stored data does not apply, is skipped with its
+    reason and the others go on; ``progress`` hears of each note as it starts and ends.
+    """
+    with db.read() as conn:
+        candidates = log_sizes(conn, note_ids=note_ids, min_updates=min_updates)
+    totals = CompactionTotals()
+    for done, candidate in enumerate(candidates):
+        note_id = candidate["note_id"]
+        if progress is not None:
+            progress(CompactionProgress(done, len(candidates), note_id))
+        try:
+            result = compact_note(db, note_id)
+        except (ConflictError, NotFoundError, InvalidError) as exc:
+            totals.skipped.append((note_id, str(exc)))
+            if progress is not None:
+                progress(CompactionProgress(done, len(candidates), note_id, error=exc))
+            continue
+        totals.results.append(result)
+        if progress is not None:
+            progress(CompactionProgress(done, len(candidates), note_id, result=result))
+    return totals
 
 
 @dataclass(frozen=True)

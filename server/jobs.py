@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from persistence import compaction, retention, update_log
+from persistence import compaction, retention
 from persistence.config import ConfigError
 from persistence.engine import Database
-from persistence.errors import ConflictError, InvalidError, NotFoundError
+from persistence.errors import InvalidError, NotFoundError
 from persistence.stores import background_tasks, schedules
 
 from .settings import Settings
@@ -61,23 +61,8 @@ def compact(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     min_updates = payload.get("min_updates", ctx.settings.compact_after_updates)
     if not isinstance(min_updates, int) or min_updates < 1:
         raise PermanentError("min_updates must be a whole number of at least 1")
-    with ctx.db.read() as conn:
-        candidates = update_log.log_sizes(conn, min_updates=min_updates)
-    done, skipped = [], []
-    for candidate in candidates:
-        try:
-            done.append(compact_note(ctx, {"note_id": candidate["note_id"]}))
-        except (PermanentError, ConflictError) as exc:
-            # Deleted meanwhile, or being compacted by someone else: nothing to retry here.
-            skipped.append({"note_id": candidate["note_id"], "reason": str(exc)})
-    return {
-        "notes": len(done),
-        "skipped": skipped,
-        "rows_before": sum(r["rows_before"] for r in done),
-        "rows_after": sum(r["rows_after"] for r in done),
-        "bytes_before": sum(r["bytes_before"] for r in done),
-        "bytes_after": sum(r["bytes_after"] for r in done),
-    }
+    # Notes deleted meanwhile, or whose data does not apply, are skipped: nothing to retry.
+    return compaction.compact_notes(ctx.db, min_updates=min_updates).as_dict()
 
 
 def prune(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from persistence import compaction, notes, update_log
-from persistence.errors import ConflictError, NotFoundError
 
 from .base import UserError, current_database, human_bytes, user_errors
 
@@ -41,19 +40,18 @@ def compact(note_ids: tuple[str, ...], all_notes: bool, min_updates: int, dry_ru
             if note_ids:
                 for note_id in note_ids:
                     notes.get_note(conn, note_id, include_deleted=True)  # NotFoundError -> 1 line
-            candidates = update_log.log_sizes(
-                conn, note_ids=list(note_ids) or None, min_updates=min_updates
-            )
         if dry_run:
+            with db.read() as conn:
+                candidates = update_log.log_sizes(
+                    conn, note_ids=list(note_ids) or None, min_updates=min_updates
+                )
             for c in candidates:
                 out.print(
                     f"{c['note_id']}: {c['rows']} log rows, {human_bytes(c['bytes'])} (dry run)"
                 )
             out.print(f"would compact {len(candidates)} notes")
             return
-        totals = {"before_rows": 0, "after_rows": 0, "before_bytes": 0, "after_bytes": 0}
-        failures = []
-        progress = Progress(
+        bar = Progress(
             TextColumn("compacting"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -61,29 +59,28 @@ def compact(note_ids: tuple[str, ...], all_notes: bool, min_updates: int, dry_ru
             console=Console(stderr=True),
             transient=True,
         )
-        with progress:
-            task = progress.add_task("", total=len(candidates))
-            for c in candidates:
-                progress.update(task, description=c["note_id"])
-                try:
-                    result = compaction.compact_note(db, c["note_id"])
-                except (ConflictError, NotFoundError) as exc:
-                    failures.append(f"{c['note_id']}: {exc}")
-                    progress.advance(task)
-                    continue
-                progress.advance(task)
-                totals["before_rows"] += result.rows_before
-                totals["after_rows"] += result.rows_after
-                totals["before_bytes"] += result.bytes_before
-                totals["after_bytes"] += result.bytes_after
+        task = bar.add_task("", total=None)
+
+        def progress(step: compaction.CompactionProgress) -> None:
+            if not step.finished:
+                bar.update(task, total=step.total, description=step.note_id)
+                return
+            bar.advance(task)
+            if step.result is not None:
+                result = step.result
                 before = f"{result.rows_before} rows, {human_bytes(result.bytes_before)}"
                 after = f"{result.rows_after} rows, {human_bytes(result.bytes_after)}"
-                out.print(f"{c['note_id']}: {before} -> {after}")
-        done = len(candidates) - len(failures)
+                out.print(f"{step.note_id}: {before} -> {after}")
+
+        with bar:
+            totals = compaction.compact_notes(
+                db, list(note_ids) or None, min_updates=min_updates, progress=progress
+            )
+        failures = [f"{note_id}: {why}" for note_id, why in totals.skipped]
         out.print(
-            f"compacted {done} notes: {totals['before_rows']} rows, "
-            f"{human_bytes(totals['before_bytes'])} -> {totals['after_rows']} rows, "
-            f"{human_bytes(totals['after_bytes'])}"
+            f"compacted {totals.notes} notes: {totals.rows_before} rows, "
+            f"{human_bytes(totals.bytes_before)} -> {totals.rows_after} rows, "
+            f"{human_bytes(totals.bytes_after)}"
         )
         if failures:
             raise UserError("; ".join(failures))

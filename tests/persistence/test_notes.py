@@ -604,3 +604,34 @@ def test_append_of_one_note_raises_what_went_wrong(db):
             update_log.append_updates(conn, "nope", [Writer().type("x")])
         with pytest.raises(InvalidError, match="single value"):
             update_log.append_updates(conn, "a", Writer().type("x"))
+
+
+def test_compact_notes_reports_progress_totals_and_skips(db, note_id):
+    writer, other = Writer(), Writer(client_id=9)
+    with db.begin() as conn:
+        notes.create_note(conn, workspace_id="ws", note_id="short")
+        notes.create_note(conn, workspace_id="ws", note_id="gone")
+        update_log.append_updates(conn, note_id, [writer.type(c) for c in "abc"])
+        update_log.append_updates(conn, "short", [other.type("x")])
+        update_log.append_updates(conn, "gone", [Writer().type(c) for c in "xyz"])
+        notes.delete_note(conn, "gone")
+    seen = []
+    totals = compaction.compact_notes(db, min_updates=2, progress=seen.append)
+    assert [(s.note_id, s.done, s.total, s.finished) for s in seen] == [
+        ("gone", 0, 2, False),
+        ("gone", 0, 2, True),
+        (note_id, 1, 2, False),
+        (note_id, 1, 2, True),
+    ]
+    assert isinstance(seen[1].error, NotFoundError) and seen[3].result is not None
+    assert [r.note_id for r in totals.results] == [note_id]
+    assert totals.as_dict() == {
+        "notes": 1,
+        "skipped": [{"note_id": "gone", "reason": "note 'gone' not found"}],
+        "rows_before": 3,
+        "rows_after": 1,
+        "bytes_before": seen[3].result.bytes_before,
+        "bytes_after": seen[3].result.bytes_after,
+    }
+    assert count_rows(db, note_updates, "short") == 1  # below min_updates: left alone
+    assert body(db, note_id) == "abc"
