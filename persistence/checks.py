@@ -15,12 +15,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import schema
+from . import limits, schema
 from .errors import InvalidError
 
 Check = Callable[[str, Any], Any]
 
-MAX_TEXT_CHARS = 1_000_000
+MAX_TEXT_CHARS = limits.TEXT_CHARS
 MAX_JSON_CHARS = 1_000_000
 MAX_JSON_DEPTH = 64
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1

@@ -16,12 +16,13 @@ from functools import partial
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from . import limits
 from .checks import as_now, check_id, text
 from .errors import ConflictError, NotFoundError
 from .paging import DEFAULT_LIMIT, Page, Row, keyset_page
 from .schema import note_snapshots, note_updates, notes, workspaces
 
-MAX_TITLE_CHARS = 500  # notes.title
+MAX_TITLE_CHARS = limits.TITLE_CHARS
 
 check_note_id = partial(check_id, "note id")
 _title = text(MAX_TITLE_CHARS)

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from . import schema
+from . import limits, schema
 from .checks import integer, show, text, timestamp
 from .errors import InvalidError
 
@@ -49,7 +49,7 @@ def _encode_cursor(values: Sequence[Any]) -> str:
 
 def _decode_cursor(cursor: Any, columns: Sequence[sa.Column[Any]]) -> list[Any]:
     invalid = InvalidError(f"invalid cursor {show(cursor)}: pass back a next_cursor unchanged")
-    if not isinstance(cursor, str) or len(cursor) > 1000:
+    if not isinstance(cursor, str) or len(cursor) > limits.CURSOR_CHARS:
         raise invalid
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))

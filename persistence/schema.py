@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator
 
+from . import limits
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -52,7 +54,7 @@ JSON: Any = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants a 64-bit identity.
 BigId: Any = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-ID_LENGTH = 128
+ID_LENGTH = limits.ID_CHARS
 
 
 def _id(name: str = "id") -> sa.Column[str]:
@@ -79,8 +81,8 @@ workspaces = sa.Table(
     "workspaces",
     metadata,
     _id(),
-    sa.Column("slug", sa.String(64), nullable=False, unique=True),
-    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("slug", sa.String(limits.SLUG_CHARS), nullable=False, unique=True),
+    sa.Column("name", sa.String(limits.NAME_CHARS), nullable=False),
     sa.Column("description", sa.Text(), nullable=False, server_default=""),
     # Per-workspace overrides (retention periods and the like); absent keys use server defaults.
     sa.Column("settings", JSON, nullable=False),
@@ -94,7 +96,7 @@ notes = sa.Table(
     metadata,
     _id(),
     _workspace_fk(),
-    sa.Column("title", sa.String(500), nullable=False, server_default=""),
+    sa.Column("title", sa.String(limits.TITLE_CHARS), nullable=False, server_default=""),
     # Highest seq ever allocated in note_updates. Appenders bump it with a row lock, so seqs of
     # one note are allocated and committed in order and never reused after compaction.
     sa.Column("last_seq", sa.BigInteger(), nullable=False, server_default="0"),
@@ -133,8 +135,8 @@ note_snapshots = sa.Table(
     sa.Column("state", sa.LargeBinary(), nullable=False),
     sa.Column("state_vector", sa.LargeBinary(), nullable=False),
     # compaction | manual | auto | restore: why the snapshot was taken.
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("label", sa.String(200), nullable=True),
+    sa.Column("kind", sa.String(limits.STATUS_CHARS), nullable=False),
+    sa.Column("label", sa.String(limits.LABEL_CHARS), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Index(None, "note_id", "through_seq"),
     sa.Index(None, "note_id", "created_at"),
@@ -147,13 +149,13 @@ agents = sa.Table(
     metadata,
     _id(),
     _workspace_fk(),
-    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(limits.NAME_CHARS), nullable=False),
     # What the agent does on the platform: coder, reviewer, planner, tester, ...
-    sa.Column("role", sa.String(64), nullable=False),
-    sa.Column("model", sa.String(200), nullable=True),
+    sa.Column("role", sa.String(limits.KIND_CHARS), nullable=False),
+    sa.Column("model", sa.String(limits.NAME_CHARS), nullable=True),
     sa.Column("instructions", sa.Text(), nullable=False, server_default=""),
     sa.Column("config", JSON, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(limits.STATUS_CHARS), nullable=False),
     sa.Column("last_seen_at", UtcDateTime(), nullable=True),
     *_timestamps(),
     sa.UniqueConstraint("workspace_id", "name"),
@@ -165,12 +167,14 @@ codebases = sa.Table(
     metadata,
     _id(),
     _workspace_fk(),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("repo_url", sa.String(2000), nullable=True),
-    sa.Column("default_branch", sa.String(200), nullable=False, server_default="main"),
-    sa.Column("path", sa.String(2000), nullable=True),
+    sa.Column("name", sa.String(limits.NAME_CHARS), nullable=False),
+    sa.Column("repo_url", sa.String(limits.PATH_CHARS), nullable=True),
+    sa.Column(
+        "default_branch", sa.String(limits.NAME_CHARS), nullable=False, server_default="main"
+    ),
+    sa.Column("path", sa.String(limits.PATH_CHARS), nullable=True),
     sa.Column("description", sa.Text(), nullable=False, server_default=""),
-    sa.Column("language", sa.String(64), nullable=True),
+    sa.Column("language", sa.String(limits.KIND_CHARS), nullable=True),
     *_timestamps(),
     sa.UniqueConstraint("workspace_id", "name"),
 )
@@ -180,9 +184,9 @@ conversations = sa.Table(
     metadata,
     _id(),
     _workspace_fk(),
-    sa.Column("title", sa.String(500), nullable=False, server_default=""),
+    sa.Column("title", sa.String(limits.TITLE_CHARS), nullable=False, server_default=""),
     sa.Column("agent_id", sa.String(ID_LENGTH), sa.ForeignKey("agents.id", ondelete="SET NULL")),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(limits.STATUS_CHARS), nullable=False),
     *_timestamps(),
     sa.Index(None, "workspace_id", "status"),
     sa.Index(None, "agent_id"),
@@ -201,8 +205,8 @@ conversation_messages = sa.Table(
     # Position in the conversation, allocated by the store; keeps order stable under equal times.
     sa.Column("seq", sa.BigInteger(), nullable=False),
     # user | assistant | system | tool
-    sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("author", sa.String(200), nullable=True),
+    sa.Column("role", sa.String(limits.STATUS_CHARS), nullable=False),
+    sa.Column("author", sa.String(limits.AUTHOR_CHARS), nullable=True),
     sa.Column("content", sa.Text(), nullable=False),
     sa.Column("metadata", JSON, nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
@@ -214,10 +218,10 @@ tasks = sa.Table(
     metadata,
     _id(),
     _workspace_fk(),
-    sa.Column("title", sa.String(500), nullable=False),
+    sa.Column("title", sa.String(limits.TITLE_CHARS), nullable=False),
     sa.Column("description", sa.Text(), nullable=False, server_default=""),
     # todo | in_progress | blocked | done | cancelled
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(limits.STATUS_CHARS), nullable=False),
     sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("assignee_id", sa.String(ID_LENGTH), sa.ForeignKey("agents.id", ondelete="SET NULL")),
     sa.Column(
@@ -256,15 +260,15 @@ background_tasks = sa.Table(
     metadata,
     _id(),
     _workspace_fk(nullable=True),
-    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(limits.KIND_CHARS), nullable=False),
     sa.Column("payload", JSON, nullable=False),
     # queued | running | succeeded | failed | cancelled
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(limits.STATUS_CHARS), nullable=False),
     sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("max_attempts", sa.Integer(), nullable=False, server_default="5"),
     sa.Column("run_after", UtcDateTime(), nullable=False),
-    sa.Column("locked_by", sa.String(200), nullable=True),
+    sa.Column("locked_by", sa.String(limits.WORKER_CHARS), nullable=True),
     sa.Column("locked_until", UtcDateTime(), nullable=True),
     sa.Column("result", JSON, nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
@@ -282,10 +286,10 @@ schedules = sa.Table(
     metadata,
     _id(),
     _workspace_fk(nullable=True),
-    sa.Column("name", sa.String(200), nullable=False, unique=True),
-    sa.Column("cron", sa.String(200), nullable=False),
-    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
-    sa.Column("job_kind", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(limits.NAME_CHARS), nullable=False, unique=True),
+    sa.Column("cron", sa.String(limits.CRON_CHARS), nullable=False),
+    sa.Column("timezone", sa.String(limits.KIND_CHARS), nullable=False, server_default="UTC"),
+    sa.Column("job_kind", sa.String(limits.KIND_CHARS), nullable=False),
     sa.Column("job_payload", JSON, nullable=False),
     sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
     sa.Column("next_run_at", UtcDateTime(), nullable=True),
@@ -303,11 +307,11 @@ tokens = sa.Table(
     # The workspace an editor or viewer token may reach; an admin token reaches every one and
     # may have none. Deleting a workspace deletes its tokens, and so ends their sessions.
     _workspace_fk(nullable=True),
-    sa.Column("name", sa.String(200), nullable=False, server_default=""),
-    sa.Column("role", sa.String(16), nullable=False),  # admin | editor | viewer
+    sa.Column("name", sa.String(limits.NAME_CHARS), nullable=False, server_default=""),
+    sa.Column("role", sa.String(limits.STATUS_CHARS), nullable=False),  # admin | editor | viewer
     # SHA-256 of the whole token. The secret is 256 random bits, so a plain hash is as good as
     # a slow one and costs microseconds per request; the token itself is never stored.
-    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("secret_hash", sa.String(limits.SECRET_HASH_CHARS), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=True),
     sa.Column("revoked_at", UtcDateTime(), nullable=True),

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from crdt import document
 
+from . import limits
 from .checks import as_now, text
 from .errors import InvalidError, NotFoundError
 from .notes import check_note_id, get_note
@@ -18,7 +19,7 @@ from .paging import Row
 from .schema import note_snapshots
 from .update_log import MAX_SEQ, insert_snapshot, merge_log, read_log
 
-MAX_LABEL_CHARS = 200  # note_snapshots.label
+MAX_LABEL_CHARS = limits.LABEL_CHARS
 VERSION_KINDS = ("manual", "auto", "restore")  # "compaction" is written by compaction only
 
 _label = text(MAX_LABEL_CHARS)

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import schema
+from .. import limits, schema
 from ..checks import choice, json_object, reference, text, timestamp
 from ..paging import DEFAULT_LIMIT, Page, Row
 from .entity import WORKSPACE, Entity
@@ -21,9 +21,9 @@ _agents = Entity(
     "agent",
     {
         "workspace_id": reference(nullable=False),
-        "name": text(200, blank=False),
-        "role": text(64, blank=False),
-        "model": text(200, nullable=True),
+        "name": text(limits.NAME_CHARS, blank=False),
+        "role": text(limits.KIND_CHARS, blank=False),
+        "model": text(limits.NAME_CHARS, nullable=True),
         "instructions": text(),
         "config": json_object(),
         "status": choice(*STATUSES),

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import schema
+from .. import limits, schema
 from ..checks import as_now, choice, integer, json_object, number, reference, text, timestamp
 from ..errors import ConflictError
 from ..paging import DEFAULT_LIMIT, Page, Row
@@ -30,10 +30,10 @@ BACKOFF_BASE_SECONDS = 10
 BACKOFF_MAX_SECONDS = 3600
 MAX_LEASE_SECONDS = 86_400
 MAX_DELAY_SECONDS = 30 * 86_400
-MAX_ERROR_CHARS = 10_000
+MAX_ERROR_CHARS = limits.ERROR_CHARS
 
 _jobs = schema.background_tasks
-_worker = text(200, blank=False)
+_worker = text(limits.WORKER_CHARS, blank=False)
 
 
 def _only_queued(_conn: sa.Connection, old: Row | None, _row: Row, _now: datetime) -> None:
@@ -48,7 +48,7 @@ _queue = Entity(
     "background task",
     {
         "workspace_id": reference(),
-        "kind": text(64, blank=False),
+        "kind": text(limits.KIND_CHARS, blank=False),
         "payload": json_object(),
         "priority": integer(),
         "max_attempts": integer(1, 1000),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .. import schema
+from .. import limits, schema
 from ..checks import reference, text
 from ..paging import DEFAULT_LIMIT, Page, Row
 from .entity import WORKSPACE, Entity
@@ -14,12 +14,12 @@ _codebases = Entity(
     "codebase",
     {
         "workspace_id": reference(nullable=False),
-        "name": text(200, blank=False),
-        "repo_url": text(2000, nullable=True),
-        "default_branch": text(200, blank=False),
-        "path": text(2000, nullable=True),
+        "name": text(limits.NAME_CHARS, blank=False),
+        "repo_url": text(limits.PATH_CHARS, nullable=True),
+        "default_branch": text(limits.NAME_CHARS, blank=False),
+        "path": text(limits.PATH_CHARS, nullable=True),
         "description": text(),
-        "language": text(64, nullable=True),
+        "language": text(limits.KIND_CHARS, nullable=True),
     },
     refs={"workspace_id": WORKSPACE},
     unique=[("workspace_id", "name")],

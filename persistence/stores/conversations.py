@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import schema
+from .. import limits, schema
 from ..checks import as_now, check_id, choice, json_object, reference, text
 from ..errors import NotFoundError
 from ..paging import DEFAULT_LIMIT, Page, Row
@@ -26,7 +26,7 @@ _conversations = Entity(
     "conversation",
     {
         "workspace_id": reference(nullable=False),
-        "title": text(500),
+        "title": text(limits.TITLE_CHARS),
         "agent_id": reference(),
         "status": choice(*STATUSES),
     },
@@ -39,7 +39,7 @@ _messages = Entity(
     {
         "conversation_id": reference(nullable=False),
         "role": choice(*ROLES),
-        "author": text(200, nullable=True),
+        "author": text(limits.AUTHOR_CHARS, nullable=True),
         "content": text(),
         "metadata": json_object(),
     },

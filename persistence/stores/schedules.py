@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from croniter import CroniterError, croniter
 
-from .. import schema
+from .. import limits, schema
 from ..checks import boolean, integer, json_object, reference, text, timestamp
 from ..errors import InvalidError
 from ..paging import DEFAULT_LIMIT, Page, Row
@@ -33,8 +33,8 @@ _NAMES = {
 }
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*,/-]+")
 _WORD = re.compile(r"[A-Za-z]+")
-_cron_text = text(200, blank=False)
-_timezone_text = text(64, blank=False)
+_cron_text = text(limits.CRON_CHARS, blank=False)
+_timezone_text = text(limits.KIND_CHARS, blank=False)
 
 
 def _cron(what: str, value: Any) -> str:
@@ -89,10 +89,10 @@ _schedules = Entity(
     "schedule",
     {
         "workspace_id": reference(),
-        "name": text(200, blank=False),
+        "name": text(limits.NAME_CHARS, blank=False),
         "cron": _cron,
         "timezone": _timezone,
-        "job_kind": text(64, blank=False),
+        "job_kind": text(limits.KIND_CHARS, blank=False),
         "job_payload": json_object(),
         "enabled": boolean(),
     },

@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from .. import schema
+from .. import limits, schema
 from ..checks import check_id, choice, integer, reference, text
 from ..errors import ConflictError, InvalidError, NotFoundError
 from ..paging import DEFAULT_LIMIT, Page, Row
@@ -35,7 +35,7 @@ _tasks = Entity(
     "task",
     {
         "workspace_id": reference(nullable=False),
-        "title": text(500, blank=False),
+        "title": text(limits.TITLE_CHARS, blank=False),
         "description": text(),
         "status": choice(*STATUSES),
         "priority": integer(),

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import schema
+from .. import limits, schema
 from ..checks import json_object, text
 from ..errors import ConflictError, InvalidError, NotFoundError
 from ..paging import DEFAULT_LIMIT, Page, Row
@@ -32,8 +32,10 @@ _workspaces = Entity(
     schema.workspaces,
     "workspace",
     {
-        "slug": text(64, pattern=SLUG, hint="expected a-z, 0-9 and '-', not starting with '-'"),
-        "name": text(200, blank=False),
+        "slug": text(
+            limits.SLUG_CHARS, pattern=SLUG, hint="expected a-z, 0-9 and '-', not starting with '-'"
+        ),
+        "name": text(limits.NAME_CHARS, blank=False),
         "description": text(),
         "settings": json_object(),
     },

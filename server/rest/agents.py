@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from persistence import limits
 from persistence.stores import agents
 
 from .api import Api
@@ -28,20 +29,24 @@ class Agent(Stored):
 
 class AgentCreate(Body):
     workspace_id: Id
-    name: str = Field(min_length=1, max_length=200, description="Unique in the workspace.")
-    role: str = Field(min_length=1, max_length=64, description="coder, reviewer, planner, ...")
-    model: str | None = Field(None, max_length=200)
-    instructions: str = Field("", max_length=1_000_000)
+    name: str = Field(
+        min_length=1, max_length=limits.NAME_CHARS, description="Unique in the workspace."
+    )
+    role: str = Field(
+        min_length=1, max_length=limits.KIND_CHARS, description="coder, reviewer, planner, ..."
+    )
+    model: str | None = Field(None, max_length=limits.NAME_CHARS)
+    instructions: str = Field("", max_length=limits.TEXT_CHARS)
     config: dict[str, Any] = Field(default_factory=dict)
     status: AgentStatus = "idle"
     id: Id | None = None
 
 
 class AgentUpdate(Body):
-    name: str = unchanged(min_length=1, max_length=200)
-    role: str = unchanged(min_length=1, max_length=64)
-    model: str | None = Field(None, max_length=200)
-    instructions: str = unchanged(max_length=1_000_000)
+    name: str = unchanged(min_length=1, max_length=limits.NAME_CHARS)
+    role: str = unchanged(min_length=1, max_length=limits.KIND_CHARS)
+    model: str | None = Field(None, max_length=limits.NAME_CHARS)
+    instructions: str = unchanged(max_length=limits.TEXT_CHARS)
     config: dict[str, Any] = unchanged()
     status: AgentStatus = unchanged()
     last_seen_at: Timestamp | None = None
@@ -50,7 +55,7 @@ class AgentUpdate(Body):
 class AgentQuery(Query):
     workspace_id: Id
     status: AgentStatus | None = None
-    role: str | None = Field(None, max_length=64)
+    role: str | None = Field(None, max_length=limits.KIND_CHARS)
 
 
 def register(api: Api) -> None:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from persistence import limits
 from persistence.stores import background_tasks
 
 from .api import Api, Call
@@ -37,7 +38,9 @@ class BackgroundTask(Stored):
 
 
 class BackgroundTaskCreate(Body):
-    kind: str = Field(min_length=1, max_length=64, description="What to run, e.g. compact.")
+    kind: str = Field(
+        min_length=1, max_length=limits.KIND_CHARS, description="What to run, e.g. compact."
+    )
     payload: dict[str, Any] = Field(default_factory=dict)
     workspace_id: Id | None = None
     run_after: Timestamp | None = Field(None, description="Default: now.")
@@ -56,12 +59,14 @@ class BackgroundTaskUpdate(Body):
 class BackgroundTaskQuery(Query):
     workspace_id: Id | None = None
     status: JobStatus | None = None
-    kind: str | None = Field(None, max_length=64)
+    kind: str | None = Field(None, max_length=limits.KIND_CHARS)
     schedule_id: Id | None = None
 
 
 class BackgroundTaskCancel(Body):
-    reason: str | None = Field(None, max_length=10_000, description="Kept as its error.")
+    reason: str | None = Field(
+        None, max_length=limits.ERROR_CHARS, description="Kept as its error."
+    )
 
 
 def register(api: Api) -> None:

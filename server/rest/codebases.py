@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from persistence import limits
 from persistence.stores import codebases
 
 from .api import Api
@@ -22,27 +23,31 @@ class Codebase(Stored):
 
 class CodebaseCreate(Body):
     workspace_id: Id
-    name: str = Field(min_length=1, max_length=200, description="Unique in the workspace.")
-    repo_url: str | None = Field(None, max_length=2000)
-    default_branch: str = Field("main", min_length=1, max_length=200)
-    path: str | None = Field(None, max_length=2000, description="Where it is checked out.")
-    description: str = Field("", max_length=1_000_000)
-    language: str | None = Field(None, max_length=64)
+    name: str = Field(
+        min_length=1, max_length=limits.NAME_CHARS, description="Unique in the workspace."
+    )
+    repo_url: str | None = Field(None, max_length=limits.PATH_CHARS)
+    default_branch: str = Field("main", min_length=1, max_length=limits.NAME_CHARS)
+    path: str | None = Field(
+        None, max_length=limits.PATH_CHARS, description="Where it is checked out."
+    )
+    description: str = Field("", max_length=limits.TEXT_CHARS)
+    language: str | None = Field(None, max_length=limits.KIND_CHARS)
     id: Id | None = None
 
 
 class CodebaseUpdate(Body):
-    name: str = unchanged(min_length=1, max_length=200)
-    repo_url: str | None = Field(None, max_length=2000)
-    default_branch: str = unchanged(min_length=1, max_length=200)
-    path: str | None = Field(None, max_length=2000)
-    description: str = unchanged(max_length=1_000_000)
-    language: str | None = Field(None, max_length=64)
+    name: str = unchanged(min_length=1, max_length=limits.NAME_CHARS)
+    repo_url: str | None = Field(None, max_length=limits.PATH_CHARS)
+    default_branch: str = unchanged(min_length=1, max_length=limits.NAME_CHARS)
+    path: str | None = Field(None, max_length=limits.PATH_CHARS)
+    description: str = unchanged(max_length=limits.TEXT_CHARS)
+    language: str | None = Field(None, max_length=limits.KIND_CHARS)
 
 
 class CodebaseQuery(Query):
     workspace_id: Id
-    language: str | None = Field(None, max_length=64)
+    language: str | None = Field(None, max_length=limits.KIND_CHARS)
 
 
 def register(api: Api) -> None:

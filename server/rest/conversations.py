@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from persistence import limits
 from persistence.stores import conversations
 
 from .api import Api, Call
@@ -25,14 +26,14 @@ class Conversation(Stored):
 
 class ConversationCreate(Body):
     workspace_id: Id
-    title: str = Field("", max_length=500)
+    title: str = Field("", max_length=limits.TITLE_CHARS)
     agent_id: Id | None = Field(None, description="An agent of the same workspace.")
     status: ConversationStatus = "open"
     id: Id | None = None
 
 
 class ConversationUpdate(Body):
-    title: str = unchanged(max_length=500)
+    title: str = unchanged(max_length=limits.TITLE_CHARS)
     agent_id: Id | None = None
     status: ConversationStatus = unchanged()
 
@@ -56,8 +57,8 @@ class Message(BaseModel):
 
 class MessageCreate(Body):
     role: Role
-    content: str = Field(max_length=1_000_000)
-    author: str | None = Field(None, max_length=200)
+    content: str = Field(max_length=limits.TEXT_CHARS)
+    author: str | None = Field(None, max_length=limits.AUTHOR_CHARS)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
+from persistence import limits
 from persistence.checks import INT32_MAX, INT32_MIN
 from persistence.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 
@@ -76,7 +77,10 @@ class Query(BaseModel):
 
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page.")
     cursor: str | None = Field(
-        None, min_length=1, max_length=1000, description="`next_cursor` of the previous page."
+        None,
+        min_length=1,
+        max_length=limits.CURSOR_CHARS,
+        description="`next_cursor` of the previous page.",
     )
 
 

@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from crdt import document, text
 from crdt.restore import restore
-from persistence import notes, update_log, versions
+from persistence import limits, notes, update_log, versions
 from persistence.stores import workspaces
 
 from .. import closecodes
@@ -51,13 +51,13 @@ class NoteListed(Note):
 
 class NoteCreate(Body):
     workspace_id: str = Field("default", pattern=ID)
-    title: str = Field("", max_length=500)
+    title: str = Field("", max_length=limits.TITLE_CHARS)
     text: str = Field("", description="Initial body (the root Y.Text `content`).")
     id: str | None = Field(None, pattern=ID)
 
 
 class NoteUpdate(Body):
-    title: str = Field(max_length=500)
+    title: str = Field(max_length=limits.TITLE_CHARS)
 
 
 class NoteQuery(Query):
@@ -98,7 +98,7 @@ class Content(BaseModel):
 
 
 class VersionCreate(Body):
-    label: str | None = Field(None, max_length=200)
+    label: str | None = Field(None, max_length=limits.LABEL_CHARS)
 
 
 class Version(BaseModel):

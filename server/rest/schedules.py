@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
+from persistence import limits
 from persistence.stores import schedules
 
 from .api import Api
@@ -31,22 +32,26 @@ class Schedule(Stored):
 
 
 class ScheduleCreate(Body):
-    name: str = Field(min_length=1, max_length=200, description="Unique.")
-    cron: str = Field(min_length=1, max_length=200, description=CRON)
-    job_kind: str = Field(min_length=1, max_length=64, description="Kind of the queued jobs.")
+    name: str = Field(min_length=1, max_length=limits.NAME_CHARS, description="Unique.")
+    cron: str = Field(min_length=1, max_length=limits.CRON_CHARS, description=CRON)
+    job_kind: str = Field(
+        min_length=1, max_length=limits.KIND_CHARS, description="Kind of the queued jobs."
+    )
     job_payload: dict[str, Any] = Field(default_factory=dict)
-    timezone: str = Field("UTC", min_length=1, max_length=64, description="An IANA time zone.")
+    timezone: str = Field(
+        "UTC", min_length=1, max_length=limits.KIND_CHARS, description="An IANA time zone."
+    )
     enabled: Flag = True
     workspace_id: Id | None = None
     id: Id | None = None
 
 
 class ScheduleUpdate(Body):
-    name: str = unchanged(min_length=1, max_length=200)
-    cron: str = unchanged(min_length=1, max_length=200, description=CRON)
-    job_kind: str = unchanged(min_length=1, max_length=64)
+    name: str = unchanged(min_length=1, max_length=limits.NAME_CHARS)
+    cron: str = unchanged(min_length=1, max_length=limits.CRON_CHARS, description=CRON)
+    job_kind: str = unchanged(min_length=1, max_length=limits.KIND_CHARS)
     job_payload: dict[str, Any] = unchanged()
-    timezone: str = unchanged(min_length=1, max_length=64)
+    timezone: str = unchanged(min_length=1, max_length=limits.KIND_CHARS)
     enabled: Flag = unchanged()
 
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
+from persistence import limits
 from persistence.stores import tasks
 
 from .api import Api, Call
@@ -30,8 +31,8 @@ class Task(Stored):
 
 class TaskCreate(Body):
     workspace_id: Id
-    title: str = Field(min_length=1, max_length=500)
-    description: str = Field("", max_length=1_000_000)
+    title: str = Field(min_length=1, max_length=limits.TITLE_CHARS)
+    description: str = Field("", max_length=limits.TEXT_CHARS)
     status: TaskStatus = "todo"
     priority: Int32 = 0
     assignee_id: Id | None = Field(None, description="An agent of the same workspace.")
@@ -41,8 +42,8 @@ class TaskCreate(Body):
 
 
 class TaskUpdate(Body):
-    title: str = unchanged(min_length=1, max_length=500)
-    description: str = unchanged(max_length=1_000_000)
+    title: str = unchanged(min_length=1, max_length=limits.TITLE_CHARS)
+    description: str = unchanged(max_length=limits.TEXT_CHARS)
     status: TaskStatus = unchanged()
     priority: Int32 = unchanged()
     assignee_id: Id | None = None

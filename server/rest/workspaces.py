@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from persistence import limits
 from persistence.stores import workspaces
 
 from .api import Api
@@ -27,16 +28,16 @@ class Workspace(BaseModel):
 
 class WorkspaceCreate(Body):
     slug: str = Field(pattern=SLUG, description="Short unique name: a-z, 0-9 and -.")
-    name: str | None = Field(None, max_length=200)
-    description: str = Field("", max_length=100_000)
+    name: str | None = Field(None, max_length=limits.NAME_CHARS)
+    description: str = Field("", max_length=limits.WORKSPACE_DESCRIPTION_CHARS)
     settings: dict[str, Any] = Field(default_factory=dict)
     id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,128}$")
 
 
 class WorkspaceUpdate(Body):
     slug: str | None = Field(None, pattern=SLUG)
-    name: str | None = Field(None, max_length=200)
-    description: str | None = Field(None, max_length=100_000)
+    name: str | None = Field(None, max_length=limits.NAME_CHARS)
+    description: str | None = Field(None, max_length=limits.WORKSPACE_DESCRIPTION_CHARS)
     settings: dict[str, Any] | None = None
 
 
