@@ -13,7 +13,7 @@ import pycrdt
 import pytest
 import sqlalchemy as sa
 
-from persistence import notes
+from persistence import notes, update_log, versions
 from persistence.stores import background_tasks, workspaces
 from server.connection import Connection
 from server.health import StorageHealth, StorageUnavailable
@@ -48,7 +48,7 @@ def update(text: str) -> bytes:
 
 def stored_text(db, note_id: str) -> str:
     with db.read() as conn:
-        return str(notes.load_doc(conn, note_id).get("content", type=pycrdt.Text))
+        return str(update_log.load_doc(conn, note_id).get("content", type=pycrdt.Text))
 
 
 class Channel:
@@ -184,7 +184,7 @@ async def test_the_room_tick_survives_a_failing_database_and_goes_on(rooms, db, 
             lambda: lines(caplog, "the room ticker works again"), timeout=5, what="recovery"
         )
         with db.read() as conn:
-            kinds = [v["kind"] for v in notes.list_versions(conn, "versioned")]
+            kinds = [v["kind"] for v in versions.list_versions(conn, "versioned")]
         assert "auto" in kinds
     finally:
         await ticker.stop()
