@@ -10,8 +10,9 @@ it. So compact_note works in steps, and only the last two write, in short transa
 3. write, in a short transaction: check that the snapshot read in 1 is still the note's newest
    (another compaction, or a version, may have written one meanwhile: then start over from 1,
    which now reads little) and insert the new snapshot;
-4. delete the rows it holds, DELETE_BATCH_ROWS per transaction (with a pause between two
-   on SQLite, so that waiting writers get their turn). Once the snapshot is
+4. delete the rows it holds: on SQLite DELETE_BATCH_ROWS per transaction, with a pause
+   between two so that waiting writers get their turn; on PostgreSQL, where these row locks
+   keep no one waiting, in one. Once the snapshot is
    committed no load reads those rows again (update_log: rows at or below the newest
    snapshot's through_seq), so they may go in as many transactions as it takes, and a
    compaction stopped halfway leaves only dead rows the next one deletes.
@@ -201,15 +202,7 @@ def compact_note(
             result = _write(conn, read, merged, now, delete=False)
         if result is None:
             continue
-        deleted = 0
-        while True:
-            with db.begin() as conn:
-                batch = _delete(conn, note_id, result.deleted, DELETE_BATCH_ROWS)
-            deleted += batch
-            if batch < DELETE_BATCH_ROWS:
-                return dataclasses.replace(result, deleted=deleted)
-            if db.driver != "postgres":
-                time.sleep(DELETE_PAUSE_S)
+        return dataclasses.replace(result, deleted=_delete_held(db, note_id, result.deleted))
     raise ConflictError(
         f"compaction of note {note_id!r} was superseded {MAX_ATTEMPTS} times by other "
         "snapshots written meanwhile; retry later"
@@ -301,7 +294,7 @@ def _write(
     # Rows up to `through` are merged or were already held by the base snapshot; none above
     # max_seq is ever touched.
     delete_through = through if read.max_seq is None else min(through, read.max_seq)
-    deleted = _delete(conn, note_id, delete_through) if delete else delete_through
+    deleted = _delete(conn, note_id, 0, delete_through) if delete else delete_through
     return CompactionResult(
         note_id=note_id,
         through_seq=through,
@@ -315,12 +308,39 @@ def _write(
     )
 
 
-def _delete(conn: sa.Connection, note_id: str, through: int, limit: int | None = None) -> int:
-    """Delete the note's update rows up to seq ``through`` (the lowest ``limit`` of them)."""
-    where = [note_updates.c.note_id == note_id, note_updates.c.seq <= through]
-    if limit is not None:
-        lowest = (
-            sa.select(note_updates.c.seq).where(*where).order_by(note_updates.c.seq).limit(limit)
+def _delete(conn: sa.Connection, note_id: str, after: int, through: int) -> int:
+    """Delete the note's update rows with ``after < seq <= through``."""
+    return conn.execute(
+        sa.delete(note_updates).where(
+            note_updates.c.note_id == note_id,
+            note_updates.c.seq > after,
+            note_updates.c.seq <= through,
         )
-        where.append(note_updates.c.seq.in_(lowest.scalar_subquery()))
-    return conn.execute(sa.delete(note_updates).where(*where)).rowcount
+    ).rowcount
+
+
+def _delete_held(db: Database, note_id: str, through: int) -> int:
+    """Step 4: delete the rows up to ``through``, which the newest snapshot holds.
+
+    On SQLite in seq ranges of DELETE_BATCH_ROWS (seqs are unique, so no range holds more
+    rows), each its own transaction, with a pause between two. On PostgreSQL in one: its row
+    locks are on rows nobody reads or writes again, so they keep no one waiting.
+    """
+    with db.read() as conn:
+        lowest = conn.execute(
+            sa.select(sa.func.min(note_updates.c.seq)).where(
+                note_updates.c.note_id == note_id, note_updates.c.seq <= through
+            )
+        ).scalar_one()
+    if lowest is None:
+        return 0
+    width = through if db.driver == "postgres" else DELETE_BATCH_ROWS
+    deleted, after = 0, lowest - 1
+    while after < through:
+        upto = min(after + width, through)
+        with db.begin() as conn:
+            deleted += _delete(conn, note_id, after, upto)
+        after = upto
+        if after < through:
+            time.sleep(DELETE_PAUSE_S)
+    return deleted

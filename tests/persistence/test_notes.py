@@ -482,9 +482,12 @@ def test_a_long_log_is_deleted_in_batches_after_the_snapshot(db, note_id, monkey
     monkeypatch.setattr(compaction, "DELETE_PAUSE_S", 0)
     writer = Writer()
     with db.begin() as conn:
-        update_log.append_updates(conn, note_id, [writer.type(c) for c in "abcdefghij"])
+        update_log.append_updates(conn, note_id, [writer.type(c) for c in "abcd"])
+        versions.create_version(conn, note_id)  # holds rows 1-4 but deletes none
+        update_log.append_updates(conn, note_id, [writer.type(c) for c in "efghij"])
     result = compaction.compact_note(db, note_id, max_seq=8)
-    assert (result.through_seq, result.merged, result.deleted) == (8, 8, 8)
+    # Merged: 5-8 on top of the version; deleted: those and the rows the version held.
+    assert (result.through_seq, result.merged, result.deleted) == (8, 4, 8)
     with db.begin() as conn:
         assert [seq for seq, _ in update_log.load_note(conn, note_id).updates] == [9, 10]
     assert count_rows(db, note_updates, note_id) == 2
