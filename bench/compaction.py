@@ -9,7 +9,7 @@ database:
   ``BEGIN IMMEDIATE`` (SQLite: the database's one write lock) or at the first statement that
   takes row locks (INSERT, UPDATE, DELETE, SELECT ... FOR UPDATE; PostgreSQL) and ends when
   that transaction's COMMIT or ROLLBACK returns.
-* other notes' writes that started while the compaction ran: count, p50, p99 and max latency
+* other notes' writes under way while the compaction ran: count, p50, p99 and max latency
   (one transaction each, from asking for it to its commit), and how many failed (SQLite's
   "database is locked" after the busy timeout).
 
@@ -247,7 +247,8 @@ def run(
                 expected = "x" * appended[note_id]
                 got = document.body_text(_log.load_doc(conn, note_id))
                 assert got == expected, f"{note_id} lost edits"
-        during = [s for s in samples if began <= s[0] <= ended]
+        # Every write that was under way at some point while the compaction ran.
+        during = [s for s in samples if s[0] <= ended and s[0] + s[1] >= began]
         if verbose:
             for start, seconds, _ in sorted(during, key=lambda s: -s[1])[:5]:
                 say(f"  slow write at +{start - began:.2f}s took {1000 * seconds:.0f} ms")
