@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from crdt import document
+from crdt.validation import DEFAULT_LIMITS
 
 from .errors import ConflictError, InvalidError, NotFoundError, StoreError
 from .schema import note_snapshots, note_updates, notes, workspaces
@@ -459,10 +460,27 @@ def load_note(conn: sa.Connection, note_id: str, include_deleted: bool = False) 
     )
 
 
-def load_doc(conn: sa.Connection, note_id: str) -> pycrdt.Doc:
-    """The note as a Doc (crdt.document.InvalidUpdate if stored bytes do not apply)."""
+def load_doc(
+    conn: sa.Connection, note_id: str, limits: document.Limits = DEFAULT_LIMITS
+) -> pycrdt.Doc:
+    """The note as a Doc (crdt.document.InvalidUpdate if stored bytes do not apply).
+
+    ConflictError if the note holds content past ``limits`` (stored before updates were
+    checked): pycrdt never reads it, and the message names the command that repairs it.
+    """
     stored = load_note(conn, note_id)
-    return document.load(stored.state, (update for _, update in stored.updates))
+    try:
+        return document.load(stored.state, (update for _, update in stored.updates), limits=limits)
+    except document.UpdateRefused as exc:
+        raise ConflictError(refused_note_message(note_id, exc)) from None
+
+
+def refused_note_message(note_id: str, exc: Exception) -> str:
+    """Why a stored note cannot be opened, and what repairs it."""
+    return (
+        f"note {note_id} holds stored content refused by the update checks ({exc}); "
+        f"an administrator can export and repair it: coscribe notes repair {note_id}"
+    )
 
 
 # --- compaction --------------------------------------------------------------------------------
