@@ -55,8 +55,8 @@ class InvalidStateVector(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    any_depth: int = 128
-    type_depth: int = 128
+    any_depth: int = 100
+    type_depth: int = 100
     count: int = 4 * 1024 * 1024
     string_bytes: int = 16 * 1024 * 1024
 

@@ -91,12 +91,12 @@ class Settings:
         16 * 1024 * 1024, "Largest binary Yjs update accepted over REST; bigger ones get 413."
     )
     max_any_depth: int = setting(
-        128,
+        100,
         "Deepest nesting of arrays and objects in one JSON-like value of an update (Y.Map and "
         "Y.Array values, embeds, formatting); deeper is refused (1007/400).",
     )
     max_type_depth: int = setting(
-        128,
+        100,
         "Deepest nesting of shared types (XML elements, maps, arrays inside each other) in a "
         "note, across all its updates; an update going deeper is refused (1007/400).",
     )
