@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -34,7 +35,7 @@ def check(note_ids: tuple[str, ...]) -> None:
                 out.print(f"{inspection.note_id}: {piece.name} refused ({piece.refused})")
     out.print(f"{found} notes with refused content")
     if found:
-        raise click.exceptions.Exit(1)
+        sys.exit(1)
 
 
 @notes.command(epilog="Example: coscribe notes repair meeting-notes --out ./meeting-notes.refused")
