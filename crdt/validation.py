@@ -159,47 +159,44 @@ class _Read:
             )
         r.skip(n)
 
-    def id_clock(self) -> int:
-        clock = self.r.var_uint()
-        if clock >= ID_CLOCK_END:
-            raise _invalid(f"an id at clock {clock}, past 32 bits", CLOCK)
-        return clock
-
     def _structs(self) -> None:
         r = self.r
-        items = self.items
+        # Bound methods in locals: this loop runs once per struct of every update.
+        var_uint, byte, append = r.var_uint, r.byte, self.items.append
         for _ in range(self.count(3, "client sections")):
             n = self.count(2, "structs")
-            client = r.var_uint()
-            clock = r.var_uint()
+            client = var_uint()
+            clock = var_uint()
             for _ in range(n):
-                info = r.byte()
+                info = byte()
                 if info == 0 or info == 10:  # GC, skip
-                    length = r.var_uint()
+                    length = var_uint()
                     if info == 0:
-                        items.append((client, clock, length, NONE, 0, 0, False))
+                        append((client, clock, length, NONE, 0, 0, False))
                     else:
                         self.skips.append((client, clock, length))
                 else:
                     ref = info & 0x1F
-                    if info & 0x80:
-                        kind, dep_client, dep_clock = ORIGIN, r.var_uint(), self.id_clock()
-                        if info & 0x40:
-                            self.rights.append((client, clock, r.var_uint(), self.id_clock()))
-                    elif info & 0x40:
-                        kind, dep_client, dep_clock = ORIGIN, r.var_uint(), self.id_clock()
+                    if info & 0xC0:  # an origin: the parent is the origin's
+                        kind, dep_client, dep_clock = ORIGIN, var_uint(), var_uint()
+                        if info & 0xC0 == 0xC0:  # both: the left one gives the parent
+                            right_client, right_clock = var_uint(), var_uint()
+                            if right_clock >= ID_CLOCK_END:
+                                raise _invalid(f"an id at clock {right_clock}, past 32 bits", CLOCK)
+                            self.rights.append((client, clock, right_client, right_clock))
                     else:
-                        parent_info = r.var_uint()
-                        if parent_info == 1:
+                        if var_uint() == 1:
                             self.string()
                             kind, dep_client, dep_clock = ROOT, 0, 0
                         else:
-                            kind, dep_client, dep_clock = PARENT, r.var_uint(), self.id_clock()
+                            kind, dep_client, dep_clock = PARENT, var_uint(), var_uint()
                             self.parent_ids = True
                         if info & 0x20:
                             self.string()
+                    if dep_clock >= ID_CLOCK_END:
+                        raise _invalid(f"an id at clock {dep_clock}, past 32 bits", CLOCK)
                     length = self._content(ref)
-                    items.append((client, clock, length, kind, dep_client, dep_clock, ref == 7))
+                    append((client, clock, length, kind, dep_client, dep_clock, ref == 7))
                 if length == 0:
                     raise _invalid("a struct of length 0")
                 clock += length
@@ -421,7 +418,8 @@ class _Resolver:
         known = tracker.ends
         ends: dict[int, int] = {}
         # Clocks each client continues from, checked in order (strict: no gaps).
-        for client, clock, length, *_ in items:
+        for item in items:
+            client, clock, length = item[0], item[1], item[2]
             have = ends.get(client, known.get(client, 0))
             if clock > have:
                 if self.strict:
