@@ -158,7 +158,8 @@ def _refused(call: Call, exc: document.UpdateRefused) -> Problem:
     log.warning(
         "%s: update to note %s refused (%s: %s)", peer, call.path.get("note_id"), exc.limit, exc
     )
-    return Problem(status, f"update refused ({exc.limit}): {exc}", limit=exc.limit)
+    what = "update too big" if exc.too_big else "not a valid Yjs update"
+    return Problem(status, f"{what} ({exc.limit}): {exc}", limit=exc.limit)
 
 
 def _stored_version(note_id: str, state: bytes) -> pycrdt.Doc:
