@@ -473,3 +473,24 @@ def test_a_plain_text_note_tracks_one_clock_per_client():
         tracker.commit(tracker.check(update))
     assert document.decode_state_vector(doc.get_state()) == tracker.ends
     assert tracker.deep == {}
+
+
+def test_the_deepest_note_the_limits_allow_renders():
+    """Maps nested to the type limit holding a value nested to the Any limit: accepted, and
+    rendered as JSON (Python recursion too) without trouble."""
+    doc = pycrdt.Doc(client_id=CLIENT)
+    node = doc.get("m", type=pycrdt.Map)
+    for _ in range(DEFAULT.type_depth):
+        node["k"] = pycrdt.Map()
+        node = node["k"]
+    value: object = []
+    for _ in range(DEFAULT.any_depth - 1):
+        value = [value]
+    node["v"] = value
+    update = doc.get_update()
+    check(update)
+    loaded = document.load(None, [update])
+    rendered = document.render(loaded)["m"]
+    for _ in range(DEFAULT.type_depth):
+        rendered = rendered["k"]
+    assert nesting(rendered["v"]) == DEFAULT.any_depth
