@@ -17,6 +17,7 @@ from typing import Any
 import pycrdt
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
+from . import validation
 from .lib0 import MAX_CLOCK, Reader
 from .validation import (
     DEFAULT_LIMITS,
@@ -264,97 +265,41 @@ def _json(value: Any) -> Any:
     return value
 
 
-# --- a minimal Yjs v1 update reader, for root types only ----------------------------------------
+# --- root types, inferred from the items of the encoded state ------------------------------------
 
 
 class _Malformed(Exception):
     pass
 
 
-# Item content kinds (low 5 bits of an item's info byte) that tell a root's type.
+# Item content kinds that tell a root's type.
 _TEXT_CONTENT = {4, 5, 6}  # string, embed, format
-_XML_TYPE_REFS = {3, 5, 6}  # XmlElement, XmlHook, XmlText
-_XML = -1  # a ContentType holding an XML node (recorded instead of 7)
-
-
-def _read_content(reader: Reader, ref: int) -> tuple[int, int]:
-    """Skip one item's content; return (its length in clock units, its kind)."""
-    if ref == 1:  # deleted
-        return reader.var_uint(), ref
-    if ref == 2:  # JSON
-        count = reader.var_uint()
-        for _ in range(count):
-            reader.var_bytes()
-        return count, ref
-    if ref == 4:  # string: its clock length counts UTF-16 code units, as in Yjs
-        return len(reader.var_string().encode("utf-16-le")) // 2, ref
-    if ref in (3, 5):  # binary, embed
-        reader.var_bytes()
-        return 1, ref
-    if ref == 6:  # format: key, JSON value
-        reader.var_bytes()
-        reader.var_bytes()
-        return 1, ref
-    if ref == 7:  # a shared type
-        type_ref = reader.var_uint()
-        if type_ref in (3, 5):  # XmlElement and XmlHook carry a name
-            reader.var_bytes()
-        elif type_ref not in (0, 1, 2, 4, 6):
-            raise _Malformed(f"unsupported type ref {type_ref}")
-        return 1, _XML if type_ref in _XML_TYPE_REFS else ref
-    if ref == 8:  # any
-        count = reader.var_uint()
-        for _ in range(count):
-            reader.skip_any()
-        return count, ref
-    if ref == 9:  # subdoc: guid, options
-        reader.var_bytes()
-        reader.skip_any()
-        return 1, ref
-    raise _Malformed(f"unsupported content ref {ref}")
 
 
 def _infer_root_types(update: bytes) -> dict[str, type]:
     """Root name -> type, inferred from the items of a v1 update (see root_types)."""
+    try:
+        read = validation.read_structs(update)
+    except UpdateRefused:
+        return {}
+    details = read.details
+    assert details is not None
     # Per struct: [client, clock, length, origin id or None, parent, keyed, kind]. Only items
     # with no origin carry their parent (a root name, or an id for a nested type); the others
     # share their origin's parent and key, so those are resolved by following origins.
     structs: list[list[Any]] = []
     starts: dict[int, list[int]] = {}
     indexes: dict[int, list[int]] = {}
-    reader = Reader(update, _Malformed)
-    try:
-        for _ in range(reader.var_uint()):
-            count, client, clock = reader.var_uint(), reader.var_uint(), reader.var_uint()
-            for _ in range(count):
-                info = reader.byte()
-                ref = info & 0x1F
-                origin = parent = None
-                keyed = False
-                if ref in (0, 10):  # GC and Skip: no content, no parent
-                    length, kind = reader.var_uint(), None
-                else:
-                    if info & 0x80:
-                        origin = (reader.var_uint(), reader.var_uint())
-                    if info & 0x40:
-                        right = (reader.var_uint(), reader.var_uint())
-                        origin = origin or right
-                    if origin is None:
-                        if reader.var_uint() == 1:
-                            parent = reader.var_string()  # a root, by name
-                        else:
-                            reader.var_uint(), reader.var_uint()  # the id of a nested type
-                            parent = False
-                        if info & 0x20:
-                            reader.var_bytes()
-                            keyed = True
-                    length, kind = _read_content(reader, ref)
-                starts.setdefault(client, []).append(clock)
-                indexes.setdefault(client, []).append(len(structs))
-                structs.append([client, clock, length, origin, parent, keyed, kind])
-                clock += length
-    except (_Malformed, RecursionError):
-        return {}
+    for (client, clock, length, kind, dep_client, dep_clock, _), (root, keyed, ref) in zip(
+        read.items, details, strict=True
+    ):
+        origin = (dep_client, dep_clock) if kind == validation.ORIGIN else None
+        parent: Any = (
+            root if kind == validation.ROOT else (False if kind == validation.PARENT else None)
+        )
+        starts.setdefault(client, []).append(clock)
+        indexes.setdefault(client, []).append(len(structs))
+        structs.append([client, clock, length, origin, parent, keyed, ref])
 
     def find(client: int, clock: int) -> int | None:
         client_starts = starts.get(client)
@@ -386,7 +331,7 @@ def _infer_root_types(update: bytes) -> dict[str, type]:
 
     evidence: dict[str, set[Any]] = {}
     for index, struct in enumerate(structs):
-        if struct[6] is None or struct[6] == 1:  # GC, skip, deleted: no evidence
+        if struct[6] is None or struct[6] == 1:  # GC, deleted: no evidence
             continue
         parent, keyed = resolve(index)
         if isinstance(parent, str):
@@ -397,7 +342,7 @@ def _infer_root_types(update: bytes) -> dict[str, type]:
         listed = kinds - {"keyed"}
         if listed & _TEXT_CONTENT:
             types[name] = Text
-        elif listed == {_XML}:
+        elif listed == {validation.XML}:
             types[name] = XmlFragment
         elif listed:
             types[name] = Array

@@ -96,6 +96,7 @@ def _invalid(message: str, limit: str = STRUCTURE) -> UpdateRefused:
 
 # Per item: (client, clock, length, dependency kind, dependency client, dependency clock, type?)
 ROOT, PARENT, ORIGIN, NONE = 0, 1, 2, 3  # NONE: a GC range, known ids with no parent
+XML = -1  # details: a shared type that is an XML node (XmlElement, XmlHook, XmlText)
 _SCALARS = frozenset((127, 126, 121, 120))
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
 
@@ -104,10 +105,14 @@ class _Read:
     """One pass over a v1 update: checks everything but the dependencies between items,
     and lists the items (and GC ranges) with what their parent depends on."""
 
-    def __init__(self, update: bytes, limits: Limits) -> None:
+    def __init__(self, update: bytes, limits: Limits, *, detail: bool = False) -> None:
         self.limits = limits
         self.r = Reader(update, _Malformed)
         self.items: list[tuple[int, int, int, int, int, int, bool]] = []
+        # With ``detail``, per item also: (its root's name or None, keyed?, content ref, or
+        # XML for a shared type that is an XML node), for crdt.document.root_types.
+        self.details: list[tuple[str | None, bool, int | None]] | None = [] if detail else None
+        self.type_ref = 0  # of the last shared type read
         self.skips: list[tuple[int, int, int]] = []
         # Right origins of items that also have a left one (which gives their parent).
         self.rights: list[tuple[int, int, int, int]] = []
@@ -173,10 +178,13 @@ class _Read:
                     length = var_uint()
                     if info == 0:
                         append((client, clock, length, NONE, 0, 0, False))
+                        if self.details is not None:
+                            self.details.append((None, False, None))
                     else:
                         self.skips.append((client, clock, length))
                 else:
                     ref = info & 0x1F
+                    root = None
                     if info & 0xC0:  # an origin: the parent is the origin's
                         kind, dep_client, dep_clock = ORIGIN, var_uint(), var_uint()
                         if info & 0xC0 == 0xC0:  # both: the left one gives the parent
@@ -186,7 +194,7 @@ class _Read:
                             self.rights.append((client, clock, right_client, right_clock))
                     else:
                         if var_uint() == 1:
-                            self.string()
+                            root = self.string()
                             kind, dep_client, dep_clock = ROOT, 0, 0
                         else:
                             kind, dep_client, dep_clock = PARENT, var_uint(), var_uint()
@@ -197,6 +205,10 @@ class _Read:
                         raise _invalid(f"an id at clock {dep_clock}, past 32 bits", CLOCK)
                     length = self._content(ref)
                     append((client, clock, length, kind, dep_client, dep_clock, ref == 7))
+                    if self.details is not None:
+                        keyed = kind != ORIGIN and bool(info & 0x20)
+                        xml = ref == 7 and self.type_ref in (3, 5, 6)
+                        self.details.append((root, keyed, XML if xml else ref))
                 if length == 0:
                     raise _invalid("a struct of length 0")
                 clock += length
@@ -218,7 +230,7 @@ class _Read:
             return r.var_uint()
         if ref == 7:  # a shared type
             self.types = True
-            type_ref = r.byte()  # yrs reads one byte, Yjs a varUint: only 0-6 mean the same
+            self.type_ref = type_ref = r.byte()  # yrs reads a byte, Yjs a varUint: 0-6 agree
             if type_ref in (3, 5):  # XmlElement and XmlHook carry a name
                 self.string()
             elif type_ref > 6:
@@ -348,6 +360,12 @@ class Checked:
 
     ends: dict[int, int]
     deep: list[tuple[int, int, int, int]]  # (client, start, end, depth)
+
+
+def read_structs(update: bytes) -> _Read:
+    """Every item of an update the document wrote itself, with details (see _Read), read
+    without limits. UpdateRefused if malformed."""
+    return _Read(bytes(update), _UNLIMITED, detail=True)
 
 
 class DepthTracker:

@@ -463,16 +463,10 @@ def load_note(conn: sa.Connection, note_id: str, include_deleted: bool = False) 
 def load_doc(
     conn: sa.Connection, note_id: str, limits: document.Limits = DEFAULT_LIMITS
 ) -> pycrdt.Doc:
-    """The note as a Doc (crdt.document.InvalidUpdate if stored bytes do not apply).
-
-    ConflictError if the note holds content past ``limits`` (stored before updates were
-    checked): pycrdt never reads it, and the message names the command that repairs it.
-    """
+    """The note as a Doc (crdt.document.InvalidUpdate if stored bytes do not apply, and
+    UpdateRefused, before pycrdt reads anything, if they are past ``limits``)."""
     stored = load_note(conn, note_id)
-    try:
-        return document.load(stored.state, (update for _, update in stored.updates), limits=limits)
-    except document.UpdateRefused as exc:
-        raise ConflictError(refused_note_message(note_id, exc)) from None
+    return document.load(stored.state, (update for _, update in stored.updates), limits=limits)
 
 
 def refused_note_message(note_id: str, exc: Exception) -> str:

@@ -133,7 +133,11 @@ async def _doc(call: Call, note_id: str) -> pycrdt.Doc:
     if room is not None:
         return room.doc
     limits = call.services.settings.crdt_limits
-    return await call.read(lambda conn: notes.load_doc(conn, note_id, limits))
+    try:
+        return await call.read(lambda conn: notes.load_doc(conn, note_id, limits))
+    except document.UpdateRefused as exc:
+        # Stored before updates were checked; pycrdt never read it.
+        raise Problem(409, notes.refused_note_message(note_id, exc)) from None
 
 
 async def _edit(call: Call, note_id: str, change: Any) -> Any:
