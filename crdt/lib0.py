@@ -7,6 +7,8 @@ from __future__ import annotations
 
 # lib0 reads varUints into JS numbers: anything past 2**53 cannot come from a real peer.
 MAX_VAR_UINT = 2**53 - 1
+# yrs (under pycrdt) keeps clocks in 32 bits: a clock or state past this wraps around.
+MAX_CLOCK = 2**32 - 1
 _MAX_VAR_UINT_BYTES = 8
 
 
@@ -41,17 +43,27 @@ class Reader:
         self.pos += size
 
     def var_uint(self) -> int:
+        data, pos = self.data, self.pos
+        end = len(data)
+        if pos < end:
+            byte = data[pos]
+            if byte < 0x80:  # most varUints are one byte: skip the loop
+                self.pos = pos + 1
+                return byte
         value = 0
-        for index in range(_MAX_VAR_UINT_BYTES):
-            if self.pos >= len(self.data):
+        for shift in range(0, 7 * _MAX_VAR_UINT_BYTES, 7):
+            if pos >= end:
+                self.pos = pos
                 raise self.error("truncated varUint")
-            byte = self.data[self.pos]
-            self.pos += 1
-            value |= (byte & 0x7F) << (7 * index)
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
             if byte < 0x80:
+                self.pos = pos
                 if value > MAX_VAR_UINT:
                     raise self.error("varUint out of range")
                 return value
+        self.pos = pos
         raise self.error("varUint too long")
 
     def skip_var_int(self) -> None:

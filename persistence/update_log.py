@@ -30,6 +30,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import SQLAlchemyError
 
 from crdt import document
+from crdt.validation import DEFAULT_LIMITS
 
 from .checks import as_now
 from .errors import ConflictError, InvalidError, NotFoundError, StoreError
@@ -292,10 +293,21 @@ def load_note(conn: sa.Connection, note_id: str, include_deleted: bool = False) 
     )
 
 
-def load_doc(conn: sa.Connection, note_id: str) -> pycrdt.Doc:
-    """The note as a Doc (crdt.document.InvalidUpdate if stored bytes do not apply)."""
+def load_doc(
+    conn: sa.Connection, note_id: str, limits: document.Limits = DEFAULT_LIMITS
+) -> pycrdt.Doc:
+    """The note as a Doc (crdt.document.InvalidUpdate if stored bytes do not apply, and
+    UpdateRefused, before pycrdt reads anything, if they are past ``limits``)."""
     stored = load_note(conn, note_id)
-    return document.load(stored.state, (update for _, update in stored.updates))
+    return document.load(stored.state, (update for _, update in stored.updates), limits=limits)
+
+
+def refused_note_message(note_id: str, exc: Exception) -> str:
+    """Why a stored note cannot be opened, and what repairs it."""
+    return (
+        f"note {note_id} holds stored content refused by the update checks ({exc}); "
+        f"an administrator can export and repair it: coscribe notes repair {note_id}"
+    )
 
 
 def merge_log(note_id: str, base: Row | None, log: list[tuple[int, bytes]]) -> tuple[bytes, bytes]:

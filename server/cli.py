@@ -19,6 +19,7 @@ COMMANDS = {
     "db": "db:db",
     "export": "archive:export",
     "import": "archive:import_",
+    "notes": "notes:notes",
     "prune": "prune:prune",
     "schedules": "schedules:schedules",
     "serve": "serve:serve",

@@ -16,6 +16,7 @@ from typing import TypeVar
 import pycrdt
 
 from crdt import document
+from crdt.validation import DepthTracker
 from persistence import update_log, versions
 from persistence.engine import Database
 from persistence.errors import NotFoundError
@@ -39,6 +40,17 @@ class NoteUnavailable(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+        self.reason = message[:120]  # a websocket close reason is at most 123 bytes
+
+
+class NoteRefused(NoteUnavailable):
+    """The note holds stored content the update checks refuse (stored before they existed):
+    it is never handed to pycrdt. An administrator repairs it (`coscribe notes repair`)."""
+
+    def __init__(self, note_id: str, detail: Exception) -> None:
+        super().__init__(closecodes.INTERNAL, update_log.refused_note_message(note_id, detail))
+        # A close reason is at most 123 bytes: name the command, not the details.
+        self.reason = f"note holds refused content: coscribe notes repair {note_id}"[:120]
 
 
 @dataclass
@@ -154,7 +166,12 @@ class RoomRegistry:
             log.warning("loading note %s failed: %s", note_id, str(exc).splitlines()[0][:300])
             raise NoteUnavailable(closecodes.INTERNAL, "the note could not be loaded") from exc
         try:
-            doc = await asyncio.to_thread(self._build, stored)
+            doc, tracker = await asyncio.to_thread(self._build, stored)
+        except document.UpdateRefused as exc:
+            # Stored before updates were checked: pycrdt must not read it (it could crash).
+            self.stats.load_failures += 1
+            log.error("note %s refused on load: %s", note_id, exc)
+            raise NoteRefused(note_id, exc) from exc
         except Exception as exc:
             self.stats.load_failures += 1
             log.exception("note %s: its stored content does not load", note_id)
@@ -169,6 +186,7 @@ class RoomRegistry:
             max_bytes=self.settings.max_note_bytes,
             workspace_id=stored.workspace_id,
             awareness_limits=self.settings.awareness_limits,
+            tracker=tracker,
         )
         self.persister.track(note_id, log_rows=len(stored.updates))
         self.rooms[note_id] = room
@@ -180,9 +198,13 @@ class RoomRegistry:
         with self.db.read() as conn:
             return update_log.load_note(conn, note_id)
 
-    @staticmethod
-    def _build(stored: update_log.StoredNote) -> pycrdt.Doc:
-        return document.load(stored.state, [update for _, update in stored.updates])
+    def _build(self, stored: update_log.StoredNote) -> tuple[pycrdt.Doc, DepthTracker]:
+        """The doc, checked first (see document.load_tracked), and its DepthTracker."""
+        return document.load_tracked(
+            stored.state,
+            [update for _, update in stored.updates],
+            limits=self.settings.crdt_limits,
+        )
 
     async def leave(self, room: Room, connection: Connection) -> None:
         room.leave(connection)

@@ -22,7 +22,7 @@ import pycrdt
 
 from crdt import protocol
 from crdt.awareness import AwarenessLimits, AwarenessStates
-from crdt.document import apply_update
+from crdt.document import InvalidUpdate, apply_update, decode_state_vector
 from crdt.protocol import (
     AwarenessUpdate,
     Message,
@@ -31,6 +31,7 @@ from crdt.protocol import (
     SyncStep2,
     SyncUpdate,
 )
+from crdt.validation import DepthTracker
 
 from . import closecodes
 from .connection import Connection
@@ -72,6 +73,7 @@ class Room:
         max_bytes: int | None = None,
         workspace_id: str | None = None,
         awareness_limits: AwarenessLimits | None = None,
+        tracker: DepthTracker | None = None,
     ) -> None:
         self.note_id = note_id
         self.workspace_id = workspace_id  # a note never changes workspace
@@ -89,6 +91,12 @@ class Room:
         self._edited_at = 0.0
         self._versioned_at = time.monotonic()
         self._captured: list[bytes] = []
+        # Checks every foreign update before pycrdt reads it, and knows how deeply the doc's
+        # items are nested (built when the note was loaded, crdt.document.load_tracked).
+        if tracker is None:
+            tracker = DepthTracker()
+            tracker.record(doc.get_update())
+        self.tracker = tracker
         self._subscription = doc.observe(self._on_transaction)
 
     def __repr__(self) -> str:
@@ -202,10 +210,19 @@ class Room:
     def apply(self, update: bytes) -> None:
         """Apply an update from anyone (a socket, REST); publish what it changed.
 
-        Raises NoteFull (nothing applied) or InvalidUpdate."""
+        Raises NoteFull (nothing applied), UpdateRefused (the checks refused it before pycrdt
+        saw it: nothing applied) or InvalidUpdate (pycrdt refused it)."""
         self._make_room_for(len(update))
+        checked = self.tracker.check(update)
         try:
             apply_update(self.doc, update)
+        except InvalidUpdate:
+            # Refused half-way: the clocks are pycrdt's (depths recorded stay, an overestimate).
+            self.tracker.commit(checked)
+            self.tracker.resync(decode_state_vector(self.doc.get_state()))
+            raise
+        else:
+            self.tracker.commit(checked)
         finally:
             # An update may fail half-way through integrating and still change the doc: what
             # did change is the doc's own, valid update, and must be stored and broadcast.
@@ -237,6 +254,8 @@ class Room:
         self._make_room_for(nbytes)
         with self.doc.transaction():
             change(self.doc)
+        for update in self._captured:  # the server's own items: the tracker must know them
+            self.tracker.record(update)
         self._publish()
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crdt.awareness import AwarenessLimits
+from crdt.validation import Limits
 from persistence.config import ConfigError, DatabaseConfig, database_config_from_env
 from persistence.errors import InvalidError
 from persistence.stores import schedules
@@ -89,6 +90,25 @@ class Settings:
     max_update_bytes: int = setting(
         16 * 1024 * 1024, "Largest binary Yjs update accepted over REST; bigger ones get 413."
     )
+    max_any_depth: int = setting(
+        100,
+        "Deepest nesting of arrays and objects in one JSON-like value of an update (Y.Map and "
+        "Y.Array values, embeds, formatting); deeper is refused (1007/400).",
+    )
+    max_type_depth: int = setting(
+        100,
+        "Deepest nesting of shared types (XML elements, maps, arrays inside each other) in a "
+        "note, across all its updates; an update going deeper is refused (1007/400).",
+    )
+    max_update_entries: int = setting(
+        4 * 1024 * 1024,
+        "Largest count one update may announce (clients, structs, deletions, values, entries "
+        "of an array or object); more is refused (1009/413).",
+    )
+    max_update_string_bytes: int = setting(
+        16 * 1024 * 1024,
+        "Longest string or byte array inside an update; longer is refused (1009/413).",
+    )
     send_queue_frames: int = setting(
         1024, "Frames waiting to be sent to one connection before it counts as too slow (1013)."
     )
@@ -159,6 +179,16 @@ class Settings:
     storage_probe_s: int = setting(
         5, "How often the database is probed, so /health/ready sees an outage on an idle server."
     )
+
+    @functools.cached_property
+    def crdt_limits(self) -> Limits:
+        """The limits every update is checked against before pycrdt reads it."""
+        return Limits(
+            any_depth=self.max_any_depth,
+            type_depth=self.max_type_depth,
+            count=self.max_update_entries,
+            string_bytes=self.max_update_string_bytes,
+        )
 
     # Parsed once: the websocket endpoint checks the origins on every connection.
     @functools.cached_property
@@ -243,6 +273,10 @@ def _check(values: dict[str, Any]) -> None:
         "max_awareness_bytes_per_note",
         "body_timeout_s",
         "max_http_connections_per_address",
+        "max_any_depth",
+        "max_type_depth",
+        "max_update_entries",
+        "max_update_string_bytes",
     ):
         if values[name] <= 0:
             raise ConfigError(

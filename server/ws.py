@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from crdt import protocol
-from crdt.document import InvalidUpdate
+from crdt.document import InvalidUpdate, UpdateRefused
 from persistence import notes
 from persistence.errors import ConflictError
 from persistence.stores import workspaces
@@ -195,7 +195,7 @@ async def _session(
         room = await registry.join(note_id, connection)
     except NoteUnavailable as exc:
         log.info("%s: note %s unavailable: %s", peer, note_id, exc)
-        await websocket.close(exc.code, str(exc)[:120])
+        await websocket.close(exc.code, exc.reason)
         return
 
     rate = Rate(settings.max_updates_per_s, settings.update_burst)
@@ -216,6 +216,12 @@ async def _session(
                     connection.abort(closecodes.POLICY, "too many messages per second")
                     break
                 room.receive(connection, decoded)
+            except UpdateRefused as exc:
+                # Refused before pycrdt read it: nothing applied, stored or broadcast.
+                code = closecodes.TOO_BIG if exc.too_big else closecodes.INVALID_PAYLOAD
+                log.warning("%r: update refused (%s: %s), closing", connection, exc.limit, exc)
+                connection.abort(code, f"update refused: {exc.limit}")
+                break
             except (protocol.ProtocolError, InvalidUpdate) as exc:
                 log.info("%r: bad frame (%s), closing", connection, exc)
                 connection.abort(closecodes.INVALID_PAYLOAD)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from datetime import datetime
 from typing import Any, Literal
 
@@ -23,11 +24,13 @@ from persistence import limits, notes, update_log, versions
 from persistence.stores import workspaces
 
 from .. import closecodes
-from ..registry import NoteUnavailable, RoomRegistry
+from ..registry import NoteRefused, NoteUnavailable, RoomRegistry
 from ..room import Room
 from .api import Api, Call
 from .crud import Body, Query, page_model
 from .problems import Problem
+
+log = logging.getLogger("coscribe.rest")
 
 TAG = "notes"
 ID = r"^[A-Za-z0-9_-]{1,128}$"
@@ -129,7 +132,12 @@ async def _doc(call: Call, note_id: str) -> pycrdt.Doc:
     room = _rooms(call).live(note_id)
     if room is not None:
         return room.doc
-    return await call.read(lambda conn: update_log.load_doc(conn, note_id))
+    limits = call.services.settings.crdt_limits
+    try:
+        return await call.read(lambda conn: update_log.load_doc(conn, note_id, limits))
+    except document.UpdateRefused as exc:
+        # Stored before updates were checked; pycrdt never read it.
+        raise Problem(409, update_log.refused_note_message(note_id, exc)) from None
 
 
 async def _edit(call: Call, note_id: str, change: Any) -> Any:
@@ -138,10 +146,32 @@ async def _edit(call: Call, note_id: str, change: Any) -> Any:
     await call.read(lambda conn: notes.get_note(conn, note_id))  # 404 before anything else
     try:
         return await _rooms(call).edit(note_id, change)
+    except NoteRefused as exc:
+        raise Problem(409, str(exc)) from None
     except NoteUnavailable as exc:
         if exc.code == closecodes.NOTE_NOT_FOUND:
             raise Problem(404, str(exc)) from None
         raise Problem(503, str(exc)) from None
+
+
+def _refused(call: Call, exc: document.UpdateRefused) -> Problem:
+    """413 for an update past a size limit, 400 for any other refusal; nothing applied."""
+    status = 413 if exc.too_big else 400
+    client = call.request.client
+    peer = f"{client.host}:{client.port}" if client else "unknown"
+    log.warning(
+        "%s: update to note %s refused (%s: %s)", peer, call.path.get("note_id"), exc.limit, exc
+    )
+    what = "update too big" if exc.too_big else "not a valid Yjs update"
+    return Problem(status, f"{what} ({exc.limit}): {exc}", limit=exc.limit)
+
+
+def _stored_version(note_id: str, state: bytes) -> pycrdt.Doc:
+    """A version's doc; 409 if it holds content the update checks refuse."""
+    try:
+        return document.load(state, ())
+    except document.UpdateRefused as exc:
+        raise Problem(409, update_log.refused_note_message(note_id, exc)) from None
 
 
 def _b64(data: bytes) -> str:
@@ -240,7 +270,7 @@ def register(api: Api) -> None:
         query=SnapshotQuery,
         response=BINARY,
         media_type=OCTETS,
-        errors=(400,),
+        errors=(400, 409),
     )
     async def get_snapshot(call: Call) -> Response:
         """The note as one Yjs v1 update (only what a given state vector misses)"""
@@ -248,7 +278,14 @@ def register(api: Api) -> None:
         doc = await _doc(call, call.path["note_id"])
         return Response(doc.get_update(vector), media_type=OCTETS)
 
-    @api.route("GET", f"{api_note}/state-vector", tag=TAG, response=BINARY, media_type=OCTETS)
+    @api.route(
+        "GET",
+        f"{api_note}/state-vector",
+        tag=TAG,
+        response=BINARY,
+        media_type=OCTETS,
+        errors=(409,),
+    )
     async def get_state_vector(call: Call) -> Response:
         """The note's Yjs state vector"""
         doc = await _doc(call, call.path["note_id"])
@@ -259,6 +296,7 @@ def register(api: Api) -> None:
         f"{api_note}/content",
         tag=TAG,
         response=Content,
+        errors=(409,),
         description="JSON by default; with Accept: text/plain or text/markdown, the body.",
     )
     async def get_content(call: Call) -> Any:
@@ -273,13 +311,20 @@ def register(api: Api) -> None:
     # --- editing ------------------------------------------------------------------------
 
     @api.route(
-        "POST", f"{api_note}/updates", tag=TAG, request_media_type=OCTETS, response=UpdateResult
+        "POST",
+        f"{api_note}/updates",
+        tag=TAG,
+        request_media_type=OCTETS,
+        response=UpdateResult,
+        errors=(409,),
     )
     async def apply_update(call: Call) -> Any:
         """Apply a binary Yjs v1 update"""
         update = call.raw
         try:
-            document.validate_update(update)
+            document.validate_update(update, call.services.settings.crdt_limits)
+        except document.UpdateRefused as exc:
+            raise _refused(call, exc) from None
         except document.InvalidUpdate as exc:
             raise Problem(400, f"not a valid Yjs update: {exc}") from None
 
@@ -287,6 +332,8 @@ def register(api: Api) -> None:
             before = room.doc.get_state()
             try:
                 room.apply(update)
+            except document.UpdateRefused as exc:
+                raise _refused(call, exc) from None
             except document.InvalidUpdate as exc:
                 raise Problem(400, f"the update does not apply: {exc}") from None
             after = room.doc.get_state()
@@ -294,7 +341,9 @@ def register(api: Api) -> None:
 
         return await _edit(call, call.path["note_id"], change)
 
-    @api.route("PUT", f"{api_note}/text", tag=TAG, body=TextReplace, response=TextResult)
+    @api.route(
+        "PUT", f"{api_note}/text", tag=TAG, body=TextReplace, response=TextResult, errors=(409,)
+    )
     async def replace_text(call: Call) -> Any:
         """Replace the body by its minimal diff (concurrent edits elsewhere merge)"""
         new = call.body.text
@@ -311,7 +360,9 @@ def register(api: Api) -> None:
 
         return await _edit(call, call.path["note_id"], change)
 
-    @api.route("POST", f"{api_note}/text", tag=TAG, body=TextInsert, response=TextResult)
+    @api.route(
+        "POST", f"{api_note}/text", tag=TAG, body=TextInsert, response=TextResult, errors=(409,)
+    )
     async def insert_text(call: Call) -> Any:
         """Insert text into the body at a position (code points), or append"""
         body: TextInsert = call.body
@@ -348,6 +399,7 @@ def register(api: Api) -> None:
         f"{api_note}/versions/{{version_id}}",
         tag=TAG,
         response=VersionContent,
+        errors=(409,),
         description="JSON by default; with Accept: text/plain or text/markdown, the body.",
     )
     async def get_version(call: Call) -> Any:
@@ -355,7 +407,7 @@ def register(api: Api) -> None:
         version = await call.read(
             lambda conn: versions.get_version(conn, call.path["note_id"], _version_id(call))
         )
-        doc = document.load(version.pop("state"), ())
+        doc = _stored_version(call.path["note_id"], version.pop("state"))
         version.pop("state_vector")
         wanted = _text_media_type(call.request.headers.get("accept", ""))
         if wanted:
@@ -368,6 +420,7 @@ def register(api: Api) -> None:
         tag=TAG,
         response=Version,
         status=201,
+        errors=(409,),
         description="The old content comes back as new edits; the history after the "
         "version is kept, and the new version this returns can itself be restored.",
     )
@@ -375,7 +428,7 @@ def register(api: Api) -> None:
         """Restore a version as a new forward change"""
         note_id, version_id = call.path["note_id"], _version_id(call)
         version = await call.read(lambda conn: versions.get_version(conn, note_id, version_id))
-        old = document.load(version["state"], ())
+        old = _stored_version(note_id, version["state"])
 
         def change(room: Room) -> None:
             room.edit(lambda doc: restore(doc, old), len(version["state"]))

@@ -36,6 +36,7 @@ from persistence.stores import (
     tasks,
     workspaces,
 )
+from tests.crdt import yjs_v1
 from tests.writer import Peer
 
 # --- seeding -------------------------------------------------------------------------------------
@@ -654,6 +655,22 @@ def _bad_version(lines: list[dict]) -> list[dict]:
     return _set(lines, index, state=base64.b64encode(b"\x01\x01").decode())
 
 
+def _deep_any(depth: int) -> str:
+    """A state whose one value nests arrays ``depth`` deep: pycrdt crashes decoding 40,000."""
+    value = yjs_v1.any_content([yjs_v1.nested_any(depth)])
+    update = yjs_v1.update([(5, 0, [yjs_v1.item(yjs_v1.ANY, value, root="deep")])])
+    return base64.b64encode(update).decode()
+
+
+def _refused_state(lines: list[dict]) -> list[dict]:
+    return _set(lines, _note_line(lines, "restored"), state=_deep_any(40_000))
+
+
+def _refused_version(lines: list[dict]) -> list[dict]:
+    index = _line_of(lines, "version", note_id="restored")
+    return _set(lines, index, state=_deep_any(101))
+
+
 def _unknown_column(lines: list[dict]) -> list[dict]:
     index = _line_of(lines, "row", table="tasks")
     return _set(lines, index, row={**lines[index]["row"], "colour": "red"})
@@ -715,6 +732,8 @@ RECORD_CASES: dict[str, tuple[Callable[[list[dict]], list[dict]], str]] = {
     "undecodable state": (_undecodable_state, "not a valid Yjs update"),
     "wrong state vector": (_wrong_vector, "state vector does not match"),
     "undecodable version": (_bad_version, "not a valid Yjs update"),
+    "state past the update checks": (_refused_state, "nested more than 100 deep"),
+    "version past the update checks": (_refused_version, "nested more than 100 deep"),
     "unknown column": (_unknown_column, "column 'colour'"),
     "bad time": (_bad_time, "not an ISO 8601 time"),
     "naive time": (_naive_time, "without a UTC offset"),

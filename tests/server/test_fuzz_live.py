@@ -25,12 +25,12 @@ intact (its markers, in order, a subsequence of the body: the throwaway docs' cl
 the writer's, so no fuzz input can delete its characters), and after a restart on the same
 database the note loads, over REST and into a fresh y-websocket client, as the same document.
 
-One input is left out, and has a test of its own, expected to fail: an update whose item lies
-past its client's clock with no origin (a map key, say, whose earlier transaction never came).
-pycrdt integrates it without a transaction update, so the room shows it but neither stores nor
-broadcasts it (test_an_update_past_its_clients_clock_is_kept_as_shown). The model detects it (the
-room's doc and what it stores would differ) before anything is sent, and the example is
-rejected: sent, it would make every later example fail.
+The model checks updates as the room does (crdt.validation, before pycrdt): a refused update
+closes with 1007, or 1009 for a size limit. One input used to be left out: an update whose
+item lies past its client's clock with no origin, which pycrdt integrates without a
+transaction update, so the room would show it but neither store nor broadcast it. The checks
+now refuse it (test_an_update_past_its_clients_clock_is_refused); should the model still find
+an example that takes the room's doc and what it stores apart, it is rejected, not sent.
 
 REST. The operations come from the live server's /openapi.json. Each example calls one with
 random path ids (mostly those of dedicated fuzz rows), random query strings, random Accept
@@ -68,6 +68,7 @@ from hypothesis import strategies as st
 
 from crdt import document, protocol
 from crdt.lib0 import write_var_bytes, write_var_uint
+from crdt.validation import DepthTracker
 from server import closecodes
 from tests.live_server import LiveServer
 from tests.yclient import YClient, eventually
@@ -357,22 +358,31 @@ class Model:
     ``live`` gets every update the server was sent (the room's doc); ``stored`` only the
     updates of ``live``'s own transactions: what the room stores and broadcasts. They are the
     same document, except when pycrdt's transaction update does not describe what the update
-    did (see test_an_update_past_its_clients_clock_is_kept_as_shown).
+    did (an update past its client's clock did, before the checks refused it).
     """
 
     def __init__(self, updates: tuple[bytes, ...] = ()) -> None:
         self.updates: list[bytes] = []
         self.live = pycrdt.Doc()
         self.stored = pycrdt.Doc()
+        self.tracker = DepthTracker()  # the room's checks, with the default limits
         self.live.observe(lambda event: self.stored.apply_update(event.update))
         for update in updates:
             with contextlib.suppress(document.InvalidUpdate):
                 self.apply(update)
 
     def apply(self, update: bytes) -> None:
-        """Apply as the room does; InvalidUpdate as the room raises it (after what changed)."""
+        """Apply as the room does: UpdateRefused before pycrdt sees an update the checks
+        refuse, InvalidUpdate as pycrdt raises it (after what changed)."""
         self.updates.append(update)
-        document.apply_update(self.live, update)
+        checked = self.tracker.check(update)
+        try:
+            document.apply_update(self.live, update)
+        except document.InvalidUpdate:
+            self.tracker.commit(checked)
+            self.tracker.resync(document.decode_state_vector(self.live.get_state()))
+            raise
+        self.tracker.commit(checked)
 
     def consistent(self) -> bool:
         return picture(self.live) == picture(self.stored)
@@ -416,6 +426,8 @@ class Session:
             if isinstance(message, protocol.SyncStep2 | protocol.SyncUpdate):
                 try:
                     self.model.apply(message.update)
+                except document.UpdateRefused as exc:
+                    return closecodes.TOO_BIG if exc.too_big else closecodes.INVALID_PAYLOAD
                 except document.InvalidUpdate:
                     return closecodes.INVALID_PAYLOAD
         return OPEN
@@ -466,7 +478,7 @@ async def ws_example(session: Session, frames: list[bytes | str]) -> None:
 async def _ws_example(session: Session, frames: list[bytes | str]) -> None:
     expected = session.predict(frames)
     if expected == DIVERGES:
-        # The pycrdt fault of test_an_update_past_its_clients_clock_is_kept_as_shown: left
+        # The pycrdt fault of test_an_update_past_its_clients_clock_is_refused: left
         # out of the fuzzing (nothing was sent), or every later example would fail on it.
         reject()
     outcome = await send_and_probe(session, frames)
@@ -548,21 +560,16 @@ def test_websocket_fuzz_leaves_server_room_and_note_sound(live, loop):
     assert_no_traceback(live)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pycrdt 0.14.13 (yrs 0.28) integrates an item past its client's clock at once, "
-    "without a transaction update: the room shows it but never stores nor broadcasts it",
-)
-def test_an_update_past_its_clients_clock_is_kept_as_shown(live, loop):
-    """The divergence the websocket fuzzing steps around, on its own.
+def test_an_update_past_its_clients_clock_is_refused(live, loop):
+    """The divergence the websocket fuzzing used to step around, on its own.
 
     A peer's second transaction arrives without its first: a new key in a root map, an item
-    with no origin. Yjs keeps it pending until clock 0 arrives. pycrdt integrates it (filling
-    the gap with a skip), leaves the state vector as it was and reports an empty transaction
-    update ("\\x00\\x00"), so the room broadcasts and stores nothing: REST reads and late
-    joiners see the value, the peers connected at the time never get it, and it is gone
-    once the room is reloaded. Whatever the server makes of such an update, the three must
-    agree.
+    with no origin. Yjs keeps it pending until clock 0 arrives; pycrdt 0.14.13 integrates it
+    at once without a transaction update, so the room would show it but never store nor
+    broadcast it (and, under another client's id, move that client's clock so its real edits
+    were dropped). The server's checks refuse an update that skips clocks, before pycrdt
+    sees it: the sender is closed with 1007, and the room, what it broadcast and what it
+    stored agree.
     """
     peer = pycrdt.Doc(client_id=4242)
     transactions: list[bytes] = []
@@ -571,23 +578,26 @@ def test_an_update_past_its_clients_clock_is_kept_as_shown(live, loop):
     peer.get("meta", type=pycrdt.Map)["second"] = 2
     note = "skipped-clock"
 
-    async def send_second_only() -> tuple[dict[str, Any], dict[str, Any]]:
+    async def send_second_only() -> tuple[int | None, dict[str, Any], dict[str, Any]]:
         bystander = await connected(live, BYSTANDER_ID, note)
-        sender = await connected(live, WRITER_ID, note)
+        sender = await connected(live, None, note)
         await sender.send(protocol.sync_update(transactions[1]))
-        sender.text.insert(0, "after")  # once the bystander has this, it has all before
+        code = await sender.wait_closed()
+        writer = await connected(live, WRITER_ID, note)
+        writer.text.insert(0, "after")  # once the bystander has this, it has all before
         await eventually(lambda: str(bystander.text) == "after")
         async with httpx.AsyncClient(base_url=live.url) as http:  # read from the live room
             shown = (await http.get(f"/api/notes/{note}/content")).json()["content"]
         broadcast = document.render(fresh(bystander.doc.get_update()))
-        await sender.close()
+        await writer.close()
         await bystander.close()
-        return shown, broadcast
+        return code, shown, broadcast
 
-    shown, broadcast = loop.run_until_complete(send_second_only())
+    code, shown, broadcast = loop.run_until_complete(send_second_only())
+    assert code == closecodes.INVALID_PAYLOAD
     restart(live)
     stored = httpx.get(f"{live.url}/api/notes/{note}/content").json()["content"]
-    assert shown == broadcast == stored, (shown, broadcast, stored)
+    assert shown == broadcast == stored == {"content": "after"}, (shown, broadcast, stored)
 
 
 # --- REST fuzzing ----------------------------------------------------------------------------
