@@ -105,6 +105,12 @@ class Settings:
         "Largest count one update may announce (clients, structs, deletions, values, entries "
         "of an array or object); more is refused (1009/413).",
     )
+    max_update_structs: int = setting(
+        20_000,
+        "Most structs one update from a client may hold (the whole 260k-edit automerge-paper "
+        "document is 11k); more is refused (1009/413). yrs spends quadratic time on some "
+        "shapes of many structs (20k: 0.35 s on the event loop).",
+    )
     max_update_string_bytes: int = setting(
         16 * 1024 * 1024,
         "Longest string or byte array inside an update; longer is refused (1009/413).",
@@ -188,6 +194,7 @@ class Settings:
             type_depth=self.max_type_depth,
             count=self.max_update_entries,
             string_bytes=self.max_update_string_bytes,
+            structs=self.max_update_structs,
         )
 
     # Parsed once: the websocket endpoint checks the origins on every connection.
@@ -276,6 +283,7 @@ def _check(values: dict[str, Any]) -> None:
         "max_any_depth",
         "max_type_depth",
         "max_update_entries",
+        "max_update_structs",
         "max_update_string_bytes",
     ):
         if values[name] <= 0:

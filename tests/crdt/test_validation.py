@@ -20,6 +20,7 @@ from crdt.validation import (
     COUNT,
     DEPENDENCY,
     STRING_BYTES,
+    STRUCTS,
     STRUCTURE,
     TYPE_DEPTH,
     DepthTracker,
@@ -27,6 +28,7 @@ from crdt.validation import (
     UpdateRefused,
 )
 from tests.crdt import yjs_v1 as y
+from tests.data import FIXTURES
 
 DEFAULT = Limits()
 CLIENT = 7
@@ -454,6 +456,28 @@ def test_string_lengths_at_the_limit_are_accepted_and_one_more_is_refused():
     for value in ("x" * 11, b"x" * 11):
         assert refused(root_item(y.ANY, y.any_content([y.any_value(value)])), limits).too_big
     assert refused(root_item(y.STRING, y.string("x"), root="r" * 11), limits).too_big
+
+
+def chain(structs: int) -> bytes:
+    """One-character structs, each after the previous: the shape yrs integrates in
+    quadratic time."""
+    first = y.item(y.STRING, y.string("a"), root="content")
+    rest = [y.item(y.STRING, y.string("a"), origin=(CLIENT, i - 1)) for i in range(1, structs)]
+    return y.update([(CLIENT, 0, [first, *rest])])
+
+
+def test_structs_per_live_update_are_bounded_and_stored_notes_are_not():
+    limits = Limits(structs=50)
+    check(chain(50), limits, strict=True)
+    assert str(applied(chain(50)).get("content", type=pycrdt.Text)) == "a" * 50
+    too_many = refused(chain(51), limits, strict=True)
+    assert (too_many.limit, too_many.too_big) == (STRUCTS, True)
+    check(chain(51), limits)  # a stored note is read whatever its size
+
+
+def test_the_whole_automerge_paper_document_fits_in_one_live_update():
+    state = (FIXTURES / "yrs-bench-input" / "b4-update.bin").read_bytes()
+    DepthTracker(DEFAULT).check(state, strict=True)
 
 
 # --- the tracker stays small for plain text ----------------------------------------------------
