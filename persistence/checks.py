@@ -17,6 +17,7 @@ from typing import Any
 
 from . import limits, schema
 from .errors import InvalidError
+from .ids import is_id
 
 Check = Callable[[str, Any], Any]
 
@@ -24,7 +25,6 @@ MAX_TEXT_CHARS = limits.TEXT_CHARS
 MAX_JSON_CHARS = 1_000_000
 MAX_JSON_DEPTH = 64
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{schema.ID_LENGTH}}}")
 
 
 def utcnow() -> datetime:
@@ -45,7 +45,7 @@ def _kind(value: Any) -> str:
 
 
 def check_id(what: str, value: Any) -> str:
-    if not isinstance(value, str) or not _ID.fullmatch(value):
+    if not is_id(value):
         raise InvalidError(
             f"invalid {what}: expected 1-{schema.ID_LENGTH} characters of A-Z a-z 0-9 _ -, "
             f"got {show(value)}"

@@ -10,20 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from crdt import protocol
 from crdt.document import InvalidUpdate, UpdateRefused
-from persistence import notes
-from persistence.errors import ConflictError
-from persistence.stores import workspaces
+from persistence.ids import is_id
 
 from . import closecodes
+from .admission import admission, admit_live
 from .auth import Principal, Refused, socket_token
 from .connection import Connection
 from .health import STORAGE_ERRORS
@@ -35,7 +32,6 @@ from .settings import Settings
 log = logging.getLogger("coscribe.ws")
 
 CLOSE_WAIT_S = 5
-NOTE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # Messages that cost the room work, and so count against a connection's rate (a query is
 # answered with every awareness state of the note).
 RATED = (
@@ -72,33 +68,6 @@ def origin_allowed(websocket: WebSocket, allowed: frozenset[str]) -> bool:
     if origin is None or "*" in allowed or origin.rstrip("/") in allowed:
         return True
     return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
-
-
-CREATE = -1  # admit(): the note is missing and this principal may create it
-
-
-def admit(conn: sa.Connection, note_id: str, principal: Principal, create: bool) -> int | None:
-    """May this principal open this note? None if so, CREATE if it may create the missing
-    note, else the close code."""
-    note = notes.find_note(conn, note_id, include_deleted=True)
-    if note is not None:
-        if not principal.reaches(note["workspace_id"]):
-            return closecodes.FORBIDDEN
-        return closecodes.NOTE_NOT_FOUND if note["deleted_at"] is not None else None
-    if create and principal.can_write:
-        return CREATE
-    # Only an admin may learn that an id is free.
-    return closecodes.NOTE_NOT_FOUND if principal.is_admin else closecodes.FORBIDDEN
-
-
-def create_note(conn: sa.Connection, note_id: str, principal: Principal) -> int | None:
-    """Create the note in the principal's workspace, unless someone just did."""
-    decision = admit(conn, note_id, principal, create=True)
-    if decision != CREATE:
-        return decision
-    workspace_id = principal.workspace_id or workspaces.ensure_default(conn)["id"]
-    notes.create_note(conn, workspace_id=workspace_id, note_id=note_id)
-    return None
 
 
 async def note_socket(websocket: WebSocket) -> None:
@@ -151,7 +120,7 @@ async def _admit(
     if not origin_allowed(websocket, settings.origins):
         origin = websocket.headers.get("origin", "")[:200]
         return await _refuse(websocket, peer, closecodes.POLICY, f"origin {origin!r}")
-    if not NOTE_ID.fullmatch(note_id):
+    if not is_id(note_id):
         return await _refuse(websocket, peer, closecodes.BAD_NOTE_ID, f"note id {note_id[:140]!r}")
     try:
         principal = await auth.principal(token, peer)
@@ -160,13 +129,12 @@ async def _admit(
 
     live = registry.live(note_id)
     if live is not None and live.workspace_id is not None:
-        # A live room's note exists and is not deleted (deleting closes the room), and a
-        # note never changes workspace: no need to ask the database.
-        refusal = None if principal.reaches(live.workspace_id) else closecodes.FORBIDDEN
+        decision = admit_live(live.workspace_id, principal)
     else:
-        refusal = await _admission(app.db, note_id, principal, settings.create_missing_notes)
-    if refusal is not None:
-        return await _refuse(websocket, peer, refusal, f"{principal} on note {note_id}")
+        decision = await admission(app.db, note_id, principal, settings.create_missing_notes)
+    if decision.close_code is not None:
+        why = f"{principal} on note {note_id}: {decision.value}"
+        return await _refuse(websocket, peer, decision.close_code, why)
     return note_id, principal
 
 
@@ -244,23 +212,3 @@ async def _session(
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_WAIT_S):
                 await connection.closed.wait()
-
-
-async def _admission(db, note_id: str, principal: Principal, create: bool) -> int | None:
-    """admit() in a read transaction; only a note to create takes a write transaction."""
-
-    def read() -> int | None:
-        with db.read() as conn:
-            return admit(conn, note_id, principal, create)
-
-    def write() -> int | None:
-        with db.begin() as conn:
-            return create_note(conn, note_id, principal)
-
-    decision = await asyncio.to_thread(read)
-    if decision != CREATE:
-        return decision
-    try:
-        return await asyncio.to_thread(write)
-    except ConflictError:  # created by a concurrent open on another connection: admit that
-        return await asyncio.to_thread(read)

@@ -68,6 +68,10 @@ class Api:
 
         return register
 
+    def include(self, other: Api) -> None:
+        """Add the endpoints a module declared on its own Api."""
+        self.endpoints.extend(other.endpoints)
+
     def routes(self) -> list[Route]:
         by_path: dict[str, dict[str, Endpoint]] = {}
         for endpoint in self.endpoints:
@@ -183,8 +187,50 @@ async def _parse(call: Call) -> None:
         data = json.loads(call.raw)
     except (ValueError, RecursionError):
         raise Problem(400, "the body is not valid JSON") from None
+    _refuse_lone_surrogates(call.raw, data)
     access.scope_workspace(call, data, "body")
     call.body = _validate(endpoint.body, data, "body")
+
+
+def _refuse_lone_surrogates(raw: bytes, data: Any) -> None:
+    """422 for a string holding half of a UTF-16 surrogate pair.
+
+    JSON may write one ("\\ud800"), and json.loads lets one through even as raw UTF-8 bytes,
+    but it is not a character: it cannot be encoded to UTF-8, stored or put into a document.
+    """
+    if b"\\u" not in raw and b"\xed" not in raw:
+        return  # neither an escape nor a UTF-8 lead byte of the surrogate range
+    where = _lone_surrogate(data)
+    if where is not None:
+        location = ["body", *where]
+        message = "a lone UTF-16 surrogate is not a character; send valid Unicode text"
+        raise Problem(
+            422,
+            f"{'.'.join(location)}: {message}",
+            errors=[{"location": location, "message": message}],
+        )
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _lone_surrogate(data: Any) -> list[str] | None:
+    """Where the first string (value or key) holding a lone surrogate is; None: nowhere.
+    Walked with a stack: a body may nest as deep as json.loads allows."""
+    stack: list[tuple[Any, list[str]]] = [(data, [])]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return where
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    return [*where, key.encode("utf-8", "backslashreplace").decode()]
+                stack.append((item, [*where, key]))
+        elif isinstance(value, list):
+            stack.extend((item, [*where, str(index)]) for index, item in enumerate(value))
+    return None
 
 
 def _body_limit(call: Call) -> int:

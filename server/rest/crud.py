@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from persistence import limits
+from persistence import ids, limits
 from persistence.checks import INT32_MAX, INT32_MIN
 from persistence.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 
@@ -24,8 +24,7 @@ from .api import Api, Call
 Row = dict[str, Any]
 
 # What the stores accept as an id (persistence.checks.check_id).
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
-Id = Annotated[str, Field(pattern=ID_PATTERN, description="1-128 characters of A-Z a-z 0-9 _ -.")]
+Id = Annotated[str, Field(pattern=ids.PATTERN, description=ids.DESCRIPTION)]
 
 
 # Body fields take the JSON types the document names: pydantic alone would also turn true into

@@ -21,6 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 from crdt import document, text
 from crdt.restore import restore
 from persistence import limits, notes, update_log, versions
+from persistence.ids import PATTERN as ID
 from persistence.stores import workspaces
 
 from .. import closecodes
@@ -33,7 +34,6 @@ from .problems import Problem
 log = logging.getLogger("coscribe.rest")
 
 TAG = "notes"
-ID = r"^[A-Za-z0-9_-]{1,128}$"
 OCTETS = "application/octet-stream"
 BINARY = {"type": "string", "format": "binary"}
 api_note = "/api/notes/{note_id}"
@@ -123,8 +123,22 @@ class VersionContent(Version):
     text: str
 
 
+# The endpoints, declared at module level; register() adds them to the application's Api.
+routes = Api()
+
+
+def register(api: Api) -> None:
+    api.include(routes)
+
+
 def _rooms(call: Call) -> RoomRegistry:
     return call.services.rooms
+
+
+async def _store_live(call: Call, note_id: str) -> None:
+    """Store what the note's live room holds, if it has one, before reading storage."""
+    if _rooms(call).live(note_id) is not None:
+        await _rooms(call).stored(note_id)
 
 
 async def _doc(call: Call, note_id: str) -> pycrdt.Doc:
@@ -174,6 +188,25 @@ def _stored_version(note_id: str, state: bytes) -> pycrdt.Doc:
         raise Problem(409, update_log.refused_note_message(note_id, exc)) from None
 
 
+def _content(call: Call, doc: pycrdt.Doc, fields: dict[str, Any]) -> Any:
+    """Content negotiation: with Accept text/plain or text/markdown, the body as that text;
+    otherwise JSON, ``fields`` with every root rendered under "content"."""
+    wanted = _text_media_type(call.request.headers.get("accept", ""))
+    if wanted:
+        return PlainTextResponse(document.body_text(doc), media_type=wanted)
+    return {**fields, "content": document.render(doc)}
+
+
+def _text_media_type(accept: str) -> str | None:
+    for part in accept.split(","):
+        media_type = part.split(";")[0].strip().lower()
+        if media_type in ("text/plain", "text/markdown"):
+            return media_type
+        if media_type in ("application/json", "*/*"):
+            return None
+    return None
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -191,261 +224,6 @@ def _state_vector(raw: str | None) -> bytes:
     return decoded
 
 
-def register(api: Api) -> None:
-    page = page_model(NoteListed)
-
-    @api.route("GET", "/api/notes", tag=TAG, query=NoteQuery, response=page, errors=(404,))
-    async def list_notes(call: Call) -> Any:
-        """List a workspace's notes, most recently changed first"""
-        q = call.query
-
-        def list_page(conn: Any) -> Any:
-            if (
-                q.workspace_id == workspaces.DEFAULT_ID
-                and workspaces.find(conn, q.workspace_id) is None
-            ):
-                # The default workspace is made with its first note: until then it is empty.
-                return {"items": [], "next_cursor": None}
-            result = notes.list_notes(
-                conn, q.workspace_id, deleted=q.deleted, limit=q.limit, cursor=q.cursor
-            )
-            return {"items": result.items, "next_cursor": result.next_cursor}
-
-        return await call.read(list_page)
-
-    @api.route(
-        "POST", "/api/notes", tag=TAG, body=NoteCreate, response=Note, status=201, errors=(404, 409)
-    )
-    async def create_note(call: Call) -> Any:
-        """Create a note, optionally with an initial body"""
-        body: NoteCreate = call.body
-
-        def create(conn: Any) -> dict:
-            if body.workspace_id == "default":
-                workspaces.ensure_default(conn)
-            note = notes.create_note(
-                conn, workspace_id=body.workspace_id, note_id=body.id, title=body.title
-            )
-            if body.text:
-                doc = document.new_doc()
-                doc.get(document.BODY, type=pycrdt.Text).insert(0, body.text)
-                update_log.append_update(conn, note["id"], doc.get_update())
-                note = notes.get_note(conn, note["id"])
-            return note
-
-        return await call.write(create)
-
-    @api.route("GET", api_note, tag=TAG, response=Note)
-    async def get_note(call: Call) -> Any:
-        """Get a note's metadata"""
-        return await call.read(lambda conn: notes.get_note(conn, call.path["note_id"]))
-
-    @api.route("PATCH", api_note, tag=TAG, body=NoteUpdate, response=Note)
-    async def rename_note(call: Call) -> Any:
-        """Rename a note"""
-        title = call.body.title
-        return await call.write(lambda conn: notes.rename_note(conn, call.path["note_id"], title))
-
-    @api.route("DELETE", api_note, tag=TAG, status=204)
-    async def delete_note(call: Call) -> None:
-        """Delete a note (it can be undeleted); its live editors are disconnected with 4404"""
-        note_id = call.path["note_id"]
-        if _rooms(call).live(note_id) is not None:
-            # What its editors typed up to now is kept, for an undelete.
-            await _rooms(call).stored(note_id)
-        await call.write(lambda conn: notes.delete_note(conn, note_id))
-        _rooms(call).close_note(note_id, closecodes.NOTE_NOT_FOUND)
-
-    @api.route("POST", f"{api_note}/undelete", tag=TAG, response=Note, errors=(409,))
-    async def undelete_note(call: Call) -> Any:
-        """Bring a deleted note back"""
-        return await call.write(lambda conn: notes.undelete_note(conn, call.path["note_id"]))
-
-    # --- reading ------------------------------------------------------------------------
-
-    @api.route(
-        "GET",
-        f"{api_note}/snapshot",
-        tag=TAG,
-        query=SnapshotQuery,
-        response=BINARY,
-        media_type=OCTETS,
-        errors=(400, 409),
-    )
-    async def get_snapshot(call: Call) -> Response:
-        """The note as one Yjs v1 update (only what a given state vector misses)"""
-        vector = _state_vector(call.query.state_vector)
-        doc = await _doc(call, call.path["note_id"])
-        return Response(doc.get_update(vector), media_type=OCTETS)
-
-    @api.route(
-        "GET",
-        f"{api_note}/state-vector",
-        tag=TAG,
-        response=BINARY,
-        media_type=OCTETS,
-        errors=(409,),
-    )
-    async def get_state_vector(call: Call) -> Response:
-        """The note's Yjs state vector"""
-        doc = await _doc(call, call.path["note_id"])
-        return Response(doc.get_state(), media_type=OCTETS)
-
-    @api.route(
-        "GET",
-        f"{api_note}/content",
-        tag=TAG,
-        response=Content,
-        errors=(409,),
-        description="JSON by default; with Accept: text/plain or text/markdown, the body.",
-    )
-    async def get_content(call: Call) -> Any:
-        """The note's content: every root as JSON, or the body as text"""
-        note_id = call.path["note_id"]
-        doc = await _doc(call, note_id)
-        wanted = _text_media_type(call.request.headers.get("accept", ""))
-        if wanted:
-            return PlainTextResponse(document.body_text(doc), media_type=wanted)
-        return {"note_id": note_id, "content": document.render(doc)}
-
-    # --- editing ------------------------------------------------------------------------
-
-    @api.route(
-        "POST",
-        f"{api_note}/updates",
-        tag=TAG,
-        request_media_type=OCTETS,
-        response=UpdateResult,
-        errors=(409,),
-    )
-    async def apply_update(call: Call) -> Any:
-        """Apply a binary Yjs v1 update"""
-        update = call.raw
-        try:
-            document.validate_update(update, call.services.settings.crdt_limits)
-        except document.UpdateRefused as exc:
-            raise _refused(call, exc) from None
-        except document.InvalidUpdate as exc:
-            raise Problem(400, f"not a valid Yjs update: {exc}") from None
-
-        def change(room: Room) -> dict:
-            before = room.doc.get_state()
-            try:
-                room.apply(update)
-            except document.UpdateRefused as exc:
-                raise _refused(call, exc) from None
-            except document.InvalidUpdate as exc:
-                raise Problem(400, f"the update does not apply: {exc}") from None
-            after = room.doc.get_state()
-            return {"changed": after != before, "state_vector": _b64(after)}
-
-        return await _edit(call, call.path["note_id"], change)
-
-    @api.route(
-        "PUT", f"{api_note}/text", tag=TAG, body=TextReplace, response=TextResult, errors=(409,)
-    )
-    async def replace_text(call: Call) -> Any:
-        """Replace the body by its minimal diff (concurrent edits elsewhere merge)"""
-        new = call.body.text
-
-        def change(room: Room) -> dict:
-            edits = 0
-
-            def edit(doc: pycrdt.Doc) -> None:
-                nonlocal edits
-                edits = text.replace(doc.get(document.BODY, type=pycrdt.Text), new)
-
-            room.edit(edit, len(new.encode()))
-            return {"text": document.body_text(room.doc), "edits": edits}
-
-        return await _edit(call, call.path["note_id"], change)
-
-    @api.route(
-        "POST", f"{api_note}/text", tag=TAG, body=TextInsert, response=TextResult, errors=(409,)
-    )
-    async def insert_text(call: Call) -> Any:
-        """Insert text into the body at a position (code points), or append"""
-        body: TextInsert = call.body
-
-        def change(room: Room) -> dict:
-            room.edit(
-                lambda doc: text.insert(
-                    doc.get(document.BODY, type=pycrdt.Text), body.position, body.text
-                ),
-                len(body.text.encode()),
-            )
-            return {"text": document.body_text(room.doc), "edits": 1 if body.text else 0}
-
-        return await _edit(call, call.path["note_id"], change)
-
-    # --- versions -----------------------------------------------------------------------
-
-    @api.route(
-        "POST", f"{api_note}/versions", tag=TAG, body=VersionCreate, response=Version, status=201
-    )
-    async def create_version(call: Call) -> Any:
-        """Take a version (a snapshot with an optional label)"""
-        note_id, label = call.path["note_id"], call.body.label
-        return await _version(call, note_id, label=label, kind="manual")
-
-    @api.route("GET", f"{api_note}/versions", tag=TAG, response=VersionList)
-    async def list_versions(call: Call) -> Any:
-        """List a note's versions, newest first"""
-        items = await call.read(lambda conn: versions.list_versions(conn, call.path["note_id"]))
-        return {"items": items}
-
-    @api.route(
-        "GET",
-        f"{api_note}/versions/{{version_id}}",
-        tag=TAG,
-        response=VersionContent,
-        errors=(409,),
-        description="JSON by default; with Accept: text/plain or text/markdown, the body.",
-    )
-    async def get_version(call: Call) -> Any:
-        """A version's content"""
-        version = await call.read(
-            lambda conn: versions.get_version(conn, call.path["note_id"], _version_id(call))
-        )
-        doc = _stored_version(call.path["note_id"], version.pop("state"))
-        version.pop("state_vector")
-        wanted = _text_media_type(call.request.headers.get("accept", ""))
-        if wanted:
-            return PlainTextResponse(document.body_text(doc), media_type=wanted)
-        return {**version, "content": document.render(doc), "text": document.body_text(doc)}
-
-    @api.route(
-        "POST",
-        f"{api_note}/versions/{{version_id}}/restore",
-        tag=TAG,
-        response=Version,
-        status=201,
-        errors=(409,),
-        description="The old content comes back as new edits; the history after the "
-        "version is kept, and the new version this returns can itself be restored.",
-    )
-    async def restore_version(call: Call) -> Any:
-        """Restore a version as a new forward change"""
-        note_id, version_id = call.path["note_id"], _version_id(call)
-        version = await call.read(lambda conn: versions.get_version(conn, note_id, version_id))
-        old = _stored_version(note_id, version["state"])
-
-        def change(room: Room) -> None:
-            room.edit(lambda doc: restore(doc, old), len(version["state"]))
-
-        await _edit(call, note_id, change)
-        return await _version(call, note_id, label=f"restored version {version_id}", kind="restore")
-
-
-async def _version(call: Call, note_id: str, *, label: str | None, kind: str) -> Any:
-    # A live room may hold edits not stored yet: store them first so the version has them.
-    if _rooms(call).live(note_id) is not None:
-        await _rooms(call).stored(note_id)
-    return await call.write(
-        lambda conn: versions.create_version(conn, note_id, label=label, kind=kind)
-    )
-
-
 def _version_id(call: Call) -> int:
     raw = call.path["version_id"]
     if not (raw.isascii() and raw.isdigit()):
@@ -453,11 +231,266 @@ def _version_id(call: Call) -> int:
     return int(raw)
 
 
-def _text_media_type(accept: str) -> str | None:
-    for part in accept.split(","):
-        media_type = part.split(";")[0].strip().lower()
-        if media_type in ("text/plain", "text/markdown"):
-            return media_type
-        if media_type in ("application/json", "*/*"):
-            return None
-    return None
+async def _version(call: Call, note_id: str, *, label: str | None, kind: str) -> Any:
+    # A live room may hold edits not stored yet: store them first so the version has them.
+    await _store_live(call, note_id)
+    return await call.write(
+        lambda conn: versions.create_version(conn, note_id, label=label, kind=kind)
+    )
+
+
+# --- notes ------------------------------------------------------------------------------
+
+
+@routes.route(
+    "GET", "/api/notes", tag=TAG, query=NoteQuery, response=page_model(NoteListed), errors=(404,)
+)
+async def list_notes(call: Call) -> Any:
+    """List a workspace's notes, most recently changed first"""
+    q = call.query
+
+    def list_page(conn: Any) -> Any:
+        if (
+            q.workspace_id == workspaces.DEFAULT_ID
+            and workspaces.find(conn, q.workspace_id) is None
+        ):
+            # The default workspace is made with its first note: until then it is empty.
+            return {"items": [], "next_cursor": None}
+        result = notes.list_notes(
+            conn, q.workspace_id, deleted=q.deleted, limit=q.limit, cursor=q.cursor
+        )
+        return {"items": result.items, "next_cursor": result.next_cursor}
+
+    return await call.read(list_page)
+
+
+@routes.route(
+    "POST", "/api/notes", tag=TAG, body=NoteCreate, response=Note, status=201, errors=(404, 409)
+)
+async def create_note(call: Call) -> Any:
+    """Create a note, optionally with an initial body"""
+    body: NoteCreate = call.body
+
+    def create(conn: Any) -> dict:
+        if body.workspace_id == "default":
+            workspaces.ensure_default(conn)
+        note = notes.create_note(
+            conn, workspace_id=body.workspace_id, note_id=body.id, title=body.title
+        )
+        if body.text:
+            doc = document.new_doc()
+            doc.get(document.BODY, type=pycrdt.Text).insert(0, body.text)
+            update_log.append_update(conn, note["id"], doc.get_update())
+            note = notes.get_note(conn, note["id"])
+        return note
+
+    return await call.write(create)
+
+
+@routes.route("GET", api_note, tag=TAG, response=Note)
+async def get_note(call: Call) -> Any:
+    """Get a note's metadata"""
+    return await call.read(lambda conn: notes.get_note(conn, call.path["note_id"]))
+
+
+@routes.route("PATCH", api_note, tag=TAG, body=NoteUpdate, response=Note)
+async def rename_note(call: Call) -> Any:
+    """Rename a note"""
+    title = call.body.title
+    return await call.write(lambda conn: notes.rename_note(conn, call.path["note_id"], title))
+
+
+@routes.route("DELETE", api_note, tag=TAG, status=204)
+async def delete_note(call: Call) -> None:
+    """Delete a note (it can be undeleted); its live editors are disconnected with 4404"""
+    note_id = call.path["note_id"]
+    # What its editors typed up to now is kept, for an undelete.
+    await _store_live(call, note_id)
+    await call.write(lambda conn: notes.delete_note(conn, note_id))
+    _rooms(call).close_note(note_id, closecodes.NOTE_NOT_FOUND)
+
+
+@routes.route("POST", f"{api_note}/undelete", tag=TAG, response=Note, errors=(409,))
+async def undelete_note(call: Call) -> Any:
+    """Bring a deleted note back"""
+    return await call.write(lambda conn: notes.undelete_note(conn, call.path["note_id"]))
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+@routes.route(
+    "GET",
+    f"{api_note}/snapshot",
+    tag=TAG,
+    query=SnapshotQuery,
+    response=BINARY,
+    media_type=OCTETS,
+    errors=(400, 409),
+)
+async def get_snapshot(call: Call) -> Response:
+    """The note as one Yjs v1 update (only what a given state vector misses)"""
+    vector = _state_vector(call.query.state_vector)
+    doc = await _doc(call, call.path["note_id"])
+    return Response(doc.get_update(vector), media_type=OCTETS)
+
+
+@routes.route(
+    "GET",
+    f"{api_note}/state-vector",
+    tag=TAG,
+    response=BINARY,
+    media_type=OCTETS,
+    errors=(409,),
+)
+async def get_state_vector(call: Call) -> Response:
+    """The note's Yjs state vector"""
+    doc = await _doc(call, call.path["note_id"])
+    return Response(doc.get_state(), media_type=OCTETS)
+
+
+@routes.route(
+    "GET",
+    f"{api_note}/content",
+    tag=TAG,
+    response=Content,
+    errors=(409,),
+    description="JSON by default; with Accept: text/plain or text/markdown, the body.",
+)
+async def get_content(call: Call) -> Any:
+    """The note's content: every root as JSON, or the body as text"""
+    note_id = call.path["note_id"]
+    return _content(call, await _doc(call, note_id), {"note_id": note_id})
+
+
+# --- editing ----------------------------------------------------------------------------
+
+
+@routes.route(
+    "POST",
+    f"{api_note}/updates",
+    tag=TAG,
+    request_media_type=OCTETS,
+    response=UpdateResult,
+    errors=(409,),
+)
+async def apply_update(call: Call) -> Any:
+    """Apply a binary Yjs v1 update"""
+    update = call.raw
+    try:
+        document.validate_update(update, call.services.settings.crdt_limits)
+    except document.UpdateRefused as exc:
+        raise _refused(call, exc) from None
+    except document.InvalidUpdate as exc:
+        raise Problem(400, f"not a valid Yjs update: {exc}") from None
+
+    def change(room: Room) -> dict:
+        before = room.doc.get_state()
+        try:
+            room.apply(update)
+        except document.UpdateRefused as exc:
+            raise _refused(call, exc) from None
+        except document.InvalidUpdate as exc:
+            raise Problem(400, f"the update does not apply: {exc}") from None
+        after = room.doc.get_state()
+        return {"changed": after != before, "state_vector": _b64(after)}
+
+    return await _edit(call, call.path["note_id"], change)
+
+
+@routes.route(
+    "PUT", f"{api_note}/text", tag=TAG, body=TextReplace, response=TextResult, errors=(409,)
+)
+async def replace_text(call: Call) -> Any:
+    """Replace the body by its minimal diff (concurrent edits elsewhere merge)"""
+    new = call.body.text
+
+    def change(room: Room) -> dict:
+        edits = 0
+
+        def edit(doc: pycrdt.Doc) -> None:
+            nonlocal edits
+            edits = text.replace(doc.get(document.BODY, type=pycrdt.Text), new)
+
+        room.edit(edit, len(new.encode()))
+        return {"text": document.body_text(room.doc), "edits": edits}
+
+    return await _edit(call, call.path["note_id"], change)
+
+
+@routes.route(
+    "POST", f"{api_note}/text", tag=TAG, body=TextInsert, response=TextResult, errors=(409,)
+)
+async def insert_text(call: Call) -> Any:
+    """Insert text into the body at a position (code points), or append"""
+    body: TextInsert = call.body
+
+    def change(room: Room) -> dict:
+        room.edit(
+            lambda doc: text.insert(
+                doc.get(document.BODY, type=pycrdt.Text), body.position, body.text
+            ),
+            len(body.text.encode()),
+        )
+        return {"text": document.body_text(room.doc), "edits": 1 if body.text else 0}
+
+    return await _edit(call, call.path["note_id"], change)
+
+
+# --- versions ---------------------------------------------------------------------------
+
+
+@routes.route(
+    "POST", f"{api_note}/versions", tag=TAG, body=VersionCreate, response=Version, status=201
+)
+async def create_version(call: Call) -> Any:
+    """Take a version (a snapshot with an optional label)"""
+    note_id, label = call.path["note_id"], call.body.label
+    return await _version(call, note_id, label=label, kind="manual")
+
+
+@routes.route("GET", f"{api_note}/versions", tag=TAG, response=VersionList)
+async def list_versions(call: Call) -> Any:
+    """List a note's versions, newest first"""
+    items = await call.read(lambda conn: versions.list_versions(conn, call.path["note_id"]))
+    return {"items": items}
+
+
+@routes.route(
+    "GET",
+    f"{api_note}/versions/{{version_id}}",
+    tag=TAG,
+    response=VersionContent,
+    errors=(409,),
+    description="JSON by default; with Accept: text/plain or text/markdown, the body.",
+)
+async def get_version(call: Call) -> Any:
+    """A version's content"""
+    note_id, version_id = call.path["note_id"], _version_id(call)
+    version = await call.read(lambda conn: versions.get_version(conn, note_id, version_id))
+    doc = _stored_version(note_id, version.pop("state"))
+    version.pop("state_vector")
+    return _content(call, doc, {**version, "text": document.body_text(doc)})
+
+
+@routes.route(
+    "POST",
+    f"{api_note}/versions/{{version_id}}/restore",
+    tag=TAG,
+    response=Version,
+    status=201,
+    errors=(409,),
+    description="The old content comes back as new edits; the history after the "
+    "version is kept, and the new version this returns can itself be restored.",
+)
+async def restore_version(call: Call) -> Any:
+    """Restore a version as a new forward change"""
+    note_id, version_id = call.path["note_id"], _version_id(call)
+    version = await call.read(lambda conn: versions.get_version(conn, note_id, version_id))
+    old = _stored_version(note_id, version["state"])
+
+    def change(room: Room) -> None:
+        room.edit(lambda doc: restore(doc, old), len(version["state"]))
+
+    await _edit(call, note_id, change)
+    return await _version(call, note_id, label=f"restored version {version_id}", kind="restore")
