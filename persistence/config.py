@@ -24,6 +24,28 @@ from sqlalchemy.engine import URL, make_url
 Driver = Literal["sqlite", "postgres", "memory"]
 DRIVERS: tuple[Driver, ...] = ("sqlite", "postgres", "memory")
 DEFAULT_SQLITE_PATH = ".coscribe/coscribe.sqlite"
+DEFAULT_POOL_SIZE = 10
+DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 5000
+# Every variable read here: (default as the docs show it, the docs' line of help).
+# server.settings carries the resulting DatabaseConfig; docs/configuration.md lists these and
+# tests/test_docs.py checks that it does.
+VARIABLES = {
+    "DATABASE_URL": (
+        "unset",
+        "PostgreSQL (`postgresql://`, `postgres://`) or SQLite (`sqlite:///PATH`)",
+    ),
+    "COSCRIBE_DB_DRIVER": ("unset", "force `sqlite`, `postgres` or `memory`"),
+    "COSCRIBE_SQLITE_PATH": (DEFAULT_SQLITE_PATH, "SQLite database file"),
+    "COSCRIBE_DB_POOL_SIZE": (
+        str(DEFAULT_POOL_SIZE),
+        "pooled connections (PostgreSQL may open as many again under load; SQLite uses it as is)",
+    ),
+    "COSCRIBE_SQLITE_BUSY_TIMEOUT_MS": (
+        str(DEFAULT_SQLITE_BUSY_TIMEOUT_MS),
+        "how long a SQLite writer waits for the write lock",
+    ),
+    "REDIS_URL": ("unset", "reserved for sharing rooms between instances; requires PostgreSQL"),
+}
 MEMORY_WARNING = (
     "WARNING: COSCRIBE_DB_DRIVER=memory keeps everything in memory: all data is lost on exit."
 )
@@ -42,8 +64,8 @@ class DatabaseConfig:
     driver: Driver
     url: URL
     sqlite_path: Path | None = None
-    pool_size: int = 10
-    sqlite_busy_timeout_ms: int = 5000
+    pool_size: int = DEFAULT_POOL_SIZE
+    sqlite_busy_timeout_ms: int = DEFAULT_SQLITE_BUSY_TIMEOUT_MS
 
     @property
     def display_url(self) -> str:
@@ -107,8 +129,8 @@ def database_config_from_env(env: Mapping[str, str] | None = None) -> DatabaseCo
     forced = _get(env, "COSCRIBE_DB_DRIVER")
     sqlite_path = _get(env, "COSCRIBE_SQLITE_PATH")
     redis_url = _get(env, "REDIS_URL")
-    pool_size = _positive_int(env, "COSCRIBE_DB_POOL_SIZE", 10)
-    busy_ms = _positive_int(env, "COSCRIBE_SQLITE_BUSY_TIMEOUT_MS", 5000)
+    pool_size = _positive_int(env, "COSCRIBE_DB_POOL_SIZE", DEFAULT_POOL_SIZE)
+    busy_ms = _positive_int(env, "COSCRIBE_SQLITE_BUSY_TIMEOUT_MS", DEFAULT_SQLITE_BUSY_TIMEOUT_MS)
 
     if forced is not None and forced not in DRIVERS:
         raise ConfigError(

@@ -7,8 +7,9 @@ Three periods, each in seconds, 0 meaning "keep forever":
   update log and snapshots (the schema cascades; ``tasks.note_id`` becomes NULL);
 * jobs: a succeeded, failed or cancelled background task finished longer ago than this goes.
 
-Server-wide defaults come from the environment (``RetentionPolicy.from_env``). A workspace
-may override any of them in its settings::
+Server-wide defaults are the server's settings (``COSCRIBE_VERSION_RETENTION_S`` and its two
+siblings, checked when it starts) handed in as a ``RetentionPolicy``. A workspace may override
+any of them in its settings::
 
     {"retention": {"version_seconds": 0, "deleted_note_seconds": 604800, "job_seconds": 86400}}
 
@@ -33,7 +34,6 @@ has one writer).
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +43,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from .checks import as_now
-from .config import ConfigError
 from .engine import Database
 from .errors import InvalidError
 from .schema import background_tasks, note_snapshots, note_updates, notes, workspaces
@@ -56,13 +55,8 @@ DEFAULT_JOB_RETENTION_S = 7 * DAY_S
 # Far beyond any sensible period, and small enough that `now - period` never underflows.
 MAX_RETENTION_S = 100 * 366 * DAY_S
 
-# Policy field -> environment variable, and -> key under a workspace's settings["retention"].
-ENV_VARIABLES = {
-    "version_retention_s": "COSCRIBE_VERSION_RETENTION_DEFAULT_SECONDS",
-    "deleted_note_retention_s": "COSCRIBE_DELETED_NOTE_RETENTION_DEFAULT_SECONDS",
-    "job_retention_s": "COSCRIBE_JOB_RETENTION_DEFAULT_SECONDS",
-}
 SETTINGS_KEY = "retention"
+# Policy field -> key under a workspace's settings["retention"].
 OVERRIDE_KEYS = {
     "version_retention_s": "version_seconds",
     "deleted_note_retention_s": "deleted_note_seconds",
@@ -97,31 +91,10 @@ class RetentionPolicy:
     job_retention_s: int = DEFAULT_JOB_RETENTION_S
 
     def __post_init__(self) -> None:
-        for name in ENV_VARIABLES:
+        for name in OVERRIDE_KEYS:
             problem = _seconds_problem(getattr(self, name))
             if problem is not None:
                 raise ValueError(f"{name}: {problem}")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RetentionPolicy:
-        """The defaults from the environment; ConfigError (one line naming it) for a bad one."""
-        env = os.environ if env is None else env
-        values: dict[str, int] = {}
-        for name, variable in ENV_VARIABLES.items():
-            raw = env.get(variable, "").strip()
-            if not raw:
-                continue
-            try:
-                value = int(raw)
-            except ValueError:
-                raise ConfigError(
-                    variable, f"expected a whole number of seconds (0: keep forever), got {raw!r}"
-                ) from None
-            problem = _seconds_problem(value)
-            if problem is not None:
-                raise ConfigError(variable, problem)
-            values[name] = value
-        return cls(**values)
 
     def for_workspace(self, settings: Mapping[str, Any] | None) -> RetentionPolicy:
         """This policy with a workspace's overrides applied; InvalidError if any is invalid."""
@@ -144,7 +117,7 @@ def _resolve(
     policy: RetentionPolicy, settings: Mapping[str, Any] | None
 ) -> tuple[dict[str, int | None], list[str]]:
     """Each period for a workspace (None: left alone, its override is invalid) and why."""
-    values: dict[str, int | None] = {name: getattr(policy, name) for name in ENV_VARIABLES}
+    values: dict[str, int | None] = {name: getattr(policy, name) for name in OVERRIDE_KEYS}
     overrides = None if settings is None else settings.get(SETTINGS_KEY)
     if overrides is None:
         return values, []
@@ -501,7 +474,7 @@ def _plan(conn: sa.Connection, policy: RetentionPolicy, now: datetime, limit: in
     """Find what is due (at most ``limit`` rows per category), deleting nothing."""
     if not isinstance(policy, RetentionPolicy):
         raise InvalidError(f"invalid policy: expected a RetentionPolicy, got {policy!r}")
-    periods: dict[str, dict[str, int | None]] = {name: {} for name in ENV_VARIABLES}
+    periods: dict[str, dict[str, int | None]] = {name: {} for name in OVERRIDE_KEYS}
     problems: list[str] = []
     query = sa.select(workspaces.c.id, workspaces.c.slug, workspaces.c.settings).order_by(
         workspaces.c.slug
@@ -596,7 +569,6 @@ __all__ = [
     "DEFAULT_DELETED_NOTE_RETENTION_S",
     "DEFAULT_JOB_RETENTION_S",
     "DEFAULT_VERSION_RETENTION_S",
-    "ENV_VARIABLES",
     "OVERRIDE_KEYS",
     "PruneReport",
     "RetentionPolicy",

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from persistence import compaction, retention
-from persistence.config import ConfigError
 from persistence.engine import Database
 from persistence.errors import InvalidError, NotFoundError
 from persistence.stores import background_tasks, schedules
@@ -66,10 +65,8 @@ def compact(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def prune(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    try:
-        policy = retention.RetentionPolicy.from_env()
-    except ConfigError as exc:
-        raise PermanentError(str(exc)) from exc
+    # The periods were checked when the server started.
+    policy = ctx.settings.retention_policy
     # prune_batched opens its own short transactions, so the server's flushes keep going.
     report = retention.prune_batched(ctx.db, policy)
     for problem in report.problems:

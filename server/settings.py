@@ -1,13 +1,17 @@
 """One Settings object read from the environment (prefix COSCRIBE_), every knob documented.
 
-Each field's metadata carries its help line; docs/settings.md lists them all and a test keeps
-the two in step. Command-line options of `coscribe serve` override the environment.
+Each field's metadata carries its help line and its bounds; docs/configuration.md lists them
+all and tests/test_docs.py keeps the two in step. Everything is parsed and checked once, at
+start, so a typo stops start-up with one line naming the variable instead of failing a job
+later. Command-line options of `coscribe serve` override the environment. The database is
+chosen by persistence.config (which may not import the server) and carried here as well.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,24 +19,45 @@ from typing import Any
 
 from crdt.awareness import AwarenessLimits
 from crdt.validation import Limits
+from persistence import retention
 from persistence.config import ConfigError, DatabaseConfig, database_config_from_env
 from persistence.errors import InvalidError
 from persistence.stores import schedules
 
 from .auth import is_loopback
 
+log = logging.getLogger("coscribe.settings")
+
 PREFIX = "COSCRIBE_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
-def setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def setting(
+    default: Any,
+    help: str,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    deprecated: str | None = None,
+) -> Any:
+    """A field read from COSCRIBE_<NAME>: its default, its line of help for the docs, the
+    bounds load_settings() enforces, and an old variable name still read (with a warning)."""
+    metadata: dict[str, Any] = {"help": help}
+    if minimum is not None:
+        metadata["minimum"] = minimum
+    if maximum is not None:
+        metadata["maximum"] = maximum
+    if deprecated is not None:
+        metadata["deprecated"] = deprecated
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class Settings:
     host: str = setting("127.0.0.1", "Interface to listen on.")
-    port: int = setting(8000, "TCP port to listen on (0 picks a free one).")
+    port: int = setting(
+        8000, "TCP port to listen on (0 picks a free one).", minimum=0, maximum=65535
+    )
     log_level: str = setting("info", "Log level: critical, error, warning, info or debug.")
     auth: bool = setting(
         True,
@@ -46,7 +71,9 @@ class Settings:
         "", "Origins whose pages may call the REST API (CORS), comma-separated; empty: none."
     )
     auth_recheck_s: int = setting(
-        2, "How often live websockets' tokens and notes are checked again (revocation delay)."
+        2,
+        "How often live websockets' tokens and notes are checked again (revocation delay).",
+        minimum=1,
     )
     create_missing_notes: bool = setting(
         True,
@@ -54,112 +81,154 @@ class Settings:
         "workspace, else the default one).",
     )
     flush_window_ms: int = setting(
-        20, "Group commit window: updates arriving within it are stored in one transaction."
+        20,
+        "Group commit window: updates arriving within it are stored in one transaction.",
+        minimum=1,
     )
     flush_retry_max_ms: int = setting(
-        5000, "Longest wait between retries of a failed flush (the room stays dirty meanwhile)."
+        5000,
+        "Longest wait between retries of a failed flush (the room stays dirty meanwhile).",
+        minimum=1,
     )
     max_frame_bytes: int = setting(
-        16 * 1024 * 1024, "Largest websocket frame accepted; bigger frames close with 1009."
+        16 * 1024 * 1024,
+        "Largest websocket frame accepted; bigger frames close with 1009.",
+        minimum=1,
     )
     max_note_bytes: int = setting(
         64 * 1024 * 1024,
         "Largest a note may grow (its encoded state); an update past it is refused (1009/413).",
+        minimum=1,
     )
     max_connections_per_note: int = setting(
-        500, "Websockets one note accepts at once; more are closed with 1013."
+        500,
+        "Websockets one note accepts at once; more are closed with 1013.",
+        minimum=1,
     )
     max_connections_per_address: int = setting(
-        200, "Websockets one client address may hold at once; more are closed with 1013."
+        200,
+        "Websockets one client address may hold at once; more are closed with 1013.",
+        minimum=1,
     )
     max_updates_per_s: int = setting(
-        100, "Update and awareness messages per second one websocket may send, on average."
+        100,
+        "Update and awareness messages per second one websocket may send, on average.",
+        minimum=1,
     )
     update_burst: int = setting(
-        1000, "Messages a websocket may send at once above that rate; past it, close 1008."
+        1000,
+        "Messages a websocket may send at once above that rate; past it, close 1008.",
+        minimum=1,
     )
     handshake_timeout_s: int = setting(
-        10, "Time a client has to send a complete request head (HTTP or websocket upgrade)."
+        10,
+        "Time a client has to send a complete request head (HTTP or websocket upgrade).",
+        minimum=1,
     )
     max_handshake_bytes: int = setting(
-        16 * 1024, "Largest request head (request line and headers) accepted; bigger gets 431."
+        16 * 1024,
+        "Largest request head (request line and headers) accepted; bigger gets 431.",
+        minimum=1,
     )
     max_body_bytes: int = setting(
-        1024 * 1024, "Largest JSON request body accepted over REST; bigger ones get 413."
+        1024 * 1024,
+        "Largest JSON request body accepted over REST; bigger ones get 413.",
+        minimum=1,
     )
     max_update_bytes: int = setting(
-        16 * 1024 * 1024, "Largest binary Yjs update accepted over REST; bigger ones get 413."
+        16 * 1024 * 1024,
+        "Largest binary Yjs update accepted over REST; bigger ones get 413.",
+        minimum=1,
     )
     max_any_depth: int = setting(
         100,
         "Deepest nesting of arrays and objects in one JSON-like value of an update (Y.Map and "
         "Y.Array values, embeds, formatting); deeper is refused (1007/400).",
+        minimum=1,
     )
     max_type_depth: int = setting(
         100,
         "Deepest nesting of shared types (XML elements, maps, arrays inside each other) in a "
         "note, across all its updates; an update going deeper is refused (1007/400).",
+        minimum=1,
     )
     max_update_entries: int = setting(
         4 * 1024 * 1024,
         "Largest count one update may announce (clients, structs, deletions, values, entries "
         "of an array or object); more is refused (1009/413).",
+        minimum=1,
     )
     max_update_structs: int = setting(
         20_000,
         "Most structs one update from a client may hold (the whole 260k-edit automerge-paper "
         "document is 11k); more is refused (1009/413). yrs spends quadratic time on some "
         "shapes of many structs (20k: 0.35 s on the event loop).",
+        minimum=1,
     )
     max_update_string_bytes: int = setting(
         16 * 1024 * 1024,
         "Longest string or byte array inside an update; longer is refused (1009/413).",
+        minimum=1,
     )
     send_queue_frames: int = setting(
-        1024, "Frames waiting to be sent to one connection before it counts as too slow (1013)."
+        1024,
+        "Frames waiting to be sent to one connection before it counts as too slow (1013).",
+        minimum=1,
     )
     send_queue_bytes: int = setting(
         32 * 1024 * 1024,
         "Bytes waiting to be sent to one connection before it counts as too slow (1013).",
+        minimum=1,
     )
     awareness_timeout_s: int = setting(
-        30, "Awareness states not renewed for this long are removed and the removal broadcast."
+        30,
+        "Awareness states not renewed for this long are removed and the removal broadcast.",
+        minimum=1,
     )
     max_awareness_ids_per_connection: int = setting(
         8,
         "Awareness client ids one websocket may announce (a browser tab announces one); "
         "states for more ids are dropped.",
+        minimum=1,
     )
     max_awareness_state_bytes: int = setting(
-        8 * 1024, "Largest awareness state (its JSON) kept and passed on; bigger ones are dropped."
+        8 * 1024,
+        "Largest awareness state (its JSON) kept and passed on; bigger ones are dropped.",
+        minimum=1,
     )
     max_awareness_states_per_note: int = setting(
         1000,
         "Awareness states one note holds at once; past it new states are dropped, and a "
         "message with more entries than this closes its websocket with 1008.",
+        minimum=1,
     )
     max_awareness_bytes_per_note: int = setting(
         512 * 1024,
         "Bytes of awareness state (JSON) one note holds at once, which bounds what a newcomer "
         "is sent on joining (under 1 MiB, the default frame limit of many websocket clients); "
         "past it new or bigger states are dropped.",
+        minimum=1,
     )
     body_timeout_s: int = setting(
         30,
         "Time a client has to send a complete request body once its head is in; a slower "
         "body gets 408 and the connection is closed.",
+        minimum=1,
     )
     max_http_connections_per_address: int = setting(
         50,
         "HTTP connections one client address may hold at once, kept-alive ones included (an "
         "upgraded websocket counts in COSCRIBE_MAX_CONNECTIONS_PER_ADDRESS instead); more get "
         "503 and are closed at once.",
+        minimum=1,
     )
     auto_version_interval_s: int = setting(
         600, "While a note is edited, take an automatic version this often (0: never)."
     )
     compact_after_updates: int = setting(
-        500, "Queue a compaction of a note once its update log holds this many rows."
+        500,
+        "Queue a compaction of a note once its update log holds this many rows.",
+        minimum=1,
     )
     compaction_cron: str = setting(
         "*/15 * * * *", "Built-in schedule: compact every note whose log passed the threshold."
@@ -167,24 +236,61 @@ class Settings:
     retention_cron: str = setting(
         "30 3 * * *", "Built-in schedule: apply the retention policy (cron, server time zone UTC)."
     )
-    worker_poll_s: int = setting(5, "How often the background worker looks for due jobs.")
+    worker_poll_s: int = setting(
+        5, "How often the background worker looks for due jobs.", minimum=1
+    )
     job_lease_s: int = setting(
-        60, "A running job's lease; if its worker dies, the job is retried after this long."
+        60,
+        "A running job's lease; if its worker dies, the job is retried after this long.",
+        minimum=1,
     )
     ws_ping_interval_s: int = setting(
-        20, "Websocket ping interval; a peer that does not answer in time is disconnected."
+        20,
+        "Websocket ping interval; a peer that does not answer in time is disconnected.",
+        minimum=1,
+    )
+    version_retention_s: int = setting(
+        retention.DEFAULT_VERSION_RETENTION_S,
+        "Retention: versions older than this are removed, never a note's newest (0: keep forever).",
+        minimum=0,
+        maximum=retention.MAX_RETENTION_S,
+        deprecated="COSCRIBE_VERSION_RETENTION_DEFAULT_SECONDS",
+    )
+    deleted_note_retention_s: int = setting(
+        retention.DEFAULT_DELETED_NOTE_RETENTION_S,
+        "Retention: notes deleted longer ago than this are purged for good (0: keep forever).",
+        minimum=0,
+        maximum=retention.MAX_RETENTION_S,
+        deprecated="COSCRIBE_DELETED_NOTE_RETENTION_DEFAULT_SECONDS",
+    )
+    job_retention_s: int = setting(
+        retention.DEFAULT_JOB_RETENTION_S,
+        "Retention: finished background tasks older than this are removed (0: keep forever).",
+        minimum=0,
+        maximum=retention.MAX_RETENTION_S,
+        deprecated="COSCRIBE_JOB_RETENTION_DEFAULT_SECONDS",
     )
     shutdown_timeout_s: int = setting(
-        10, "On SIGTERM, how long to wait for connections to close and rooms to flush."
+        10,
+        "On SIGTERM, how long to wait for connections to close and rooms to flush.",
+        minimum=1,
     )
     storage_wait_s: int = setting(
         5,
         "How long a REST write waits for storage before answering 503 with Retry-After (the "
         "edit is kept and stored later); also bounds every other wait for the database.",
+        minimum=1,
     )
     storage_probe_s: int = setting(
-        5, "How often the database is probed, so /health/ready sees an outage on an idle server."
+        5,
+        "How often the database is probed, so /health/ready sees an outage on an idle server.",
+        minimum=1,
     )
+
+    # Not read from a COSCRIBE_ variable of its own: load_settings() fills it in from
+    # DATABASE_URL, COSCRIBE_DB_DRIVER, ... (persistence.config). None in a Settings built
+    # by hand, for an app given its Database directly.
+    database: DatabaseConfig | None = field(default=None, compare=False)
 
     @functools.cached_property
     def crdt_limits(self) -> Limits:
@@ -210,9 +316,19 @@ class Settings:
     def awareness_limits(self) -> AwarenessLimits:
         return _awareness_limits(vars(self))
 
+    @functools.cached_property
+    def retention_policy(self) -> retention.RetentionPolicy:
+        """The server-wide retention periods (workspaces may override them)."""
+        return retention.RetentionPolicy(
+            version_retention_s=self.version_retention_s,
+            deleted_note_retention_s=self.deleted_note_retention_s,
+            job_retention_s=self.job_retention_s,
+        )
+
     @classmethod
     def fields(cls) -> list[dataclasses.Field[Any]]:
-        return list(dataclasses.fields(cls))
+        """The fields read from the environment (every one but `database`)."""
+        return [f for f in dataclasses.fields(cls) if "help" in f.metadata]
 
     @staticmethod
     def env_name(name: str) -> str:
@@ -232,8 +348,7 @@ def _awareness_limits(values: Mapping[str, Any]) -> AwarenessLimits:
     )
 
 
-def _parse(name: str, kind: type, raw: str) -> Any:
-    variable = Settings.env_name(name)
+def _parse(variable: str, kind: type, raw: str) -> Any:
     if kind is int:
         try:
             return int(raw)
@@ -249,90 +364,93 @@ def _parse(name: str, kind: type, raw: str) -> Any:
     return raw
 
 
-def _check(values: dict[str, Any]) -> None:
-    for name in (
-        "flush_window_ms",
-        "flush_retry_max_ms",
-        "max_frame_bytes",
-        "max_body_bytes",
-        "max_update_bytes",
-        "send_queue_frames",
-        "send_queue_bytes",
-        "awareness_timeout_s",
-        "ws_ping_interval_s",
-        "shutdown_timeout_s",
-        "storage_wait_s",
-        "storage_probe_s",
-        "compact_after_updates",
-        "worker_poll_s",
-        "job_lease_s",
-        "auth_recheck_s",
-        "max_note_bytes",
-        "max_connections_per_note",
-        "max_connections_per_address",
-        "max_updates_per_s",
-        "update_burst",
-        "handshake_timeout_s",
-        "max_handshake_bytes",
-        "max_awareness_ids_per_connection",
-        "max_awareness_state_bytes",
-        "max_awareness_states_per_note",
-        "max_awareness_bytes_per_note",
-        "body_timeout_s",
-        "max_http_connections_per_address",
-        "max_any_depth",
-        "max_type_depth",
-        "max_update_entries",
-        "max_update_structs",
-        "max_update_string_bytes",
-    ):
-        if values[name] <= 0:
-            raise ConfigError(
-                Settings.env_name(name), f"must be greater than 0, got {values[name]}"
-            )
+def _check_bounds(f: dataclasses.Field[Any], value: Any, variable: str) -> None:
+    minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
+    if minimum is not None and value < minimum:
+        raise ConfigError(variable, f"must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(variable, f"must be at most {maximum}, got {value}")
+
+
+def _check(values: dict[str, Any], variables: dict[str, str]) -> None:
+    """Bounds from the fields' metadata, then the rules that span fields or need parsing.
+    `variables` names where each value came from, so an error names what the operator set."""
+    for f in Settings.fields():
+        _check_bounds(f, values[f.name], variables[f.name])
     # A newcomer is sent every awareness state of the note in one frame, into a send queue
     # that also holds the note's step1 and whatever is broadcast meanwhile.
     welcome = _awareness_limits(values).max_frame_bytes()
     if welcome > values["send_queue_bytes"] // 2:
         raise ConfigError(
-            Settings.env_name("max_awareness_bytes_per_note"),
+            variables["max_awareness_bytes_per_note"],
             f"a note's awareness states (up to {welcome} bytes with "
-            f"{Settings.env_name('max_awareness_states_per_note')}="
+            f"{variables['max_awareness_states_per_note']}="
             f"{values['max_awareness_states_per_note']}) must fit in half of "
-            f"{Settings.env_name('send_queue_bytes')} ({values['send_queue_bytes']})",
+            f"{variables['send_queue_bytes']} ({values['send_queue_bytes']})",
         )
     if not values["auth"] and not is_loopback(values["host"]):
         raise ConfigError(
-            Settings.env_name("auth"),
+            variables["auth"],
             f"auth can be off only when listening on loopback (127.0.0.1, ::1, localhost), "
             f"not on {values['host']!r}",
         )
-    port = values["port"]
-    if not 0 <= port <= 65535:
-        raise ConfigError(Settings.env_name("port"), f"must be between 0 and 65535, got {port}")
     for name in ("compaction_cron", "retention_cron"):
         try:
             schedules.check_cron(values[name])
         except InvalidError as exc:
-            raise ConfigError(Settings.env_name(name), str(exc)) from None
+            raise ConfigError(variables[name], str(exc)) from None
     if values["log_level"] not in LOG_LEVELS:
         raise ConfigError(
-            Settings.env_name("log_level"),
+            variables["log_level"],
             f"unknown level {values['log_level']!r} (expected one of {', '.join(LOG_LEVELS)})",
         )
 
 
-def load_settings(
-    env: Mapping[str, str] | None = None, **overrides: Any
-) -> tuple[Settings, DatabaseConfig]:
+def _read(env: Mapping[str, str], f: dataclasses.Field[Any]) -> tuple[str, str]:
+    """(variable, raw value) for a field: its own variable, or its deprecated one. Both set
+    is refused rather than guessed at."""
+    variable = Settings.env_name(f.name)
+    raw = env.get(variable, "").strip()
+    old = f.metadata.get("deprecated")
+    old_raw = env.get(old, "").strip() if old else ""
+    if old and old_raw:
+        if raw:
+            raise ConfigError(old, f"is deprecated and {variable} is set too: keep only {variable}")
+        return old, old_raw
+    return variable, raw
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings and the database from the environment; non-None overrides win."""
     env = os.environ if env is None else env
     types = {"str": str, "int": int, "bool": bool}
     values: dict[str, Any] = {}
+    variables: dict[str, str] = {}
     for f in Settings.fields():
-        raw = env.get(Settings.env_name(f.name), "").strip()
-        values[f.name] = _parse(f.name, types[str(f.type)], raw) if raw else f.default
+        variable, raw = _read(env, f)
+        variables[f.name] = variable
+        values[f.name] = _parse(variable, types[str(f.type)], raw) if raw else f.default
     values.update({key: value for key, value in overrides.items() if value is not None})
     values["log_level"] = str(values["log_level"]).lower()
-    _check(values)
-    return Settings(**values), database_config_from_env(env)
+    _check(values, variables)
+    database = database_config_from_env(env)
+    # Only once everything is valid, so a bad value is still the one line that stops start-up.
+    for f in Settings.fields():
+        if variables[f.name] != Settings.env_name(f.name):
+            log.warning(
+                "%s is deprecated: rename it %s (same value)",
+                variables[f.name],
+                Settings.env_name(f.name),
+            )
+    return Settings(**values, database=database)
+
+
+def current_names(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment with deprecated names replaced by the current ones: for a child
+    process, which then reads the same values without warning about them again."""
+    renamed = dict(env)
+    for f in Settings.fields():
+        old = f.metadata.get("deprecated")
+        if old and renamed.get(old, "").strip():
+            renamed[Settings.env_name(f.name)] = renamed.pop(old)
+    return renamed

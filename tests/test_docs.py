@@ -5,38 +5,66 @@ from pathlib import Path
 
 import click
 
+from persistence import config
 from server.cli import cli
 from server.settings import Settings
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
-DATABASE_VARIABLES = [
-    "DATABASE_URL",
-    "COSCRIBE_DB_DRIVER",
-    "COSCRIBE_SQLITE_PATH",
-    "COSCRIBE_DB_POOL_SIZE",
-    "COSCRIBE_SQLITE_BUSY_TIMEOUT_MS",
-    "REDIS_URL",
-]
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "configuration.md"
+# Variables for the test suite itself (README), not for the server.
+TEST_ONLY = ("COSCRIBE_TEST_",)
+
+
+def _row(text: str, variable: str) -> str:
+    row = re.search(rf"^\| `{variable}` \|.*$", text, re.MULTILINE)
+    assert row, f"{variable} missing from {DOCS.name}"
+    return row.group(0)
 
 
 def test_every_setting_is_documented_with_its_default_and_help():
     text = DOCS.read_text()
     for field in Settings.fields():
-        variable = Settings.env_name(field.name)
-        row = re.search(rf"^\| `{variable}` \|.*$", text, re.MULTILINE)
-        assert row, f"{variable} missing from {DOCS.name}"
+        row = _row(text, Settings.env_name(field.name))
         default = str(field.default).lower() if isinstance(field.default, bool) else field.default
-        assert f"`{default}`" in row.group(0), f"{variable}: default not documented"
-        assert field.metadata["help"] in row.group(0), f"{variable}: help differs from the code"
+        assert f"`{default}`" in row, f"{field.name}: default not documented"
+        assert field.metadata["help"] in row, f"{field.name}: help differs from the code"
 
 
-def test_every_database_variable_is_documented():
+def test_every_deprecated_name_is_documented_with_its_replacement():
     text = DOCS.read_text()
-    code = (Path(__file__).resolve().parent.parent / "persistence" / "config.py").read_text()
+    for field in Settings.fields():
+        old = field.metadata.get("deprecated")
+        if old:
+            assert f"`{old}`" in text, f"{old} (deprecated) missing from {DOCS.name}"
+            line = next(line for line in text.splitlines() if f"`{old}`" in line)
+            assert Settings.env_name(field.name) in line, f"{old}: replacement not named"
+
+
+def test_every_database_variable_is_documented_with_its_default_and_help():
+    text = DOCS.read_text()
+    code = (ROOT / "persistence" / "config.py").read_text()
     in_code = set(re.findall(r'"((?:COSCRIBE_[A-Z_]+)|DATABASE_URL|REDIS_URL)"', code))
-    assert in_code == set(DATABASE_VARIABLES), "update DATABASE_VARIABLES and the docs"
-    for variable in DATABASE_VARIABLES:
-        assert f"| `{variable}` |" in text, f"{variable} missing from {DOCS.name}"
+    assert in_code == set(config.VARIABLES), "every variable read must be in config.VARIABLES"
+    for variable, (default, help) in config.VARIABLES.items():
+        row = _row(text, variable)
+        shown = "unset" if default == "unset" else f"`{default}`"
+        assert f"| {shown} |" in row, f"{variable}: default not documented"
+        assert help in row, f"{variable}: help differs from the code"
+
+
+def test_no_document_names_a_variable_the_code_does_not_read():
+    known = {Settings.env_name(field.name) for field in Settings.fields()}
+    known |= {
+        field.metadata["deprecated"]
+        for field in Settings.fields()
+        if "deprecated" in field.metadata
+    }
+    known |= set(config.VARIABLES)
+    pages = [*ROOT.glob("*.md"), *(ROOT / "docs").glob("*.md")]
+    for page in pages:
+        for variable in set(re.findall(r"COSCRIBE_[A-Z_]*[A-Z]", page.read_text())):
+            if not variable.startswith(TEST_ONLY):
+                assert variable in known, f"{page.name} names {variable}, which nothing reads"
 
 
 def _commands(command, path):

@@ -76,10 +76,11 @@ def export(file: Path, force: bool) -> None:
     """
     if file.exists() and not force and not file.is_dir():
         raise UserError(f"{file} already exists: pass --force to overwrite it")
-    _, config = load_settings()
+    settings = load_settings()
+    config = settings.database
     if config.driver == "sqlite" and config.sqlite_path and not config.sqlite_path.exists():
         raise UserError(f"no database at {config.sqlite_path}: nothing to export")
-    with current_database() as (_, db), _progress("exporting") as progress:
+    with current_database(settings) as (_, db), _progress("exporting") as progress:
         try:
             report = archive.export_archive(db, file, overwrite=force, progress=progress)
         except archive.ArchiveExistsError:

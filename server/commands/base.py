@@ -41,17 +41,19 @@ def human_bytes(count: int) -> str:
     return f"{size:.1f} {unit}"
 
 
-def open_database(config: DatabaseConfig) -> Database:
+def open_database(config: DatabaseConfig | None) -> Database:
+    assert config is not None, "Settings from load_settings() carry their database"
     if config.warning:
         click.echo(config.warning, err=True)
     return Database(config)
 
 
 @contextlib.contextmanager
-def current_database() -> Iterator[tuple[Settings, Database]]:
-    """Settings and the database, refusing one whose schema is not current."""
-    settings, config = load_settings()
-    with open_database(config) as db:
+def current_database(settings: Settings | None = None) -> Iterator[tuple[Settings, Database]]:
+    """Settings (loaded unless given) and the database, refusing one whose schema is not
+    current."""
+    settings = settings or load_settings()
+    with open_database(settings.database) as db:
         migrate.prepare(db)
         yield settings, db
 

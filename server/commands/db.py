@@ -23,7 +23,7 @@ def db() -> None:
 @user_errors
 def db_migrate() -> None:
     """Migrate the database schema to the current version."""
-    _, config = load_settings()
+    config = load_settings().database
     with open_database(config) as database:
         before = migrate.status(database)
         after = migrate.upgrade(database)
@@ -37,7 +37,7 @@ def db_migrate() -> None:
 @user_errors
 def db_status() -> None:
     """Show the database and whether its schema is current. Exits 1 when it is not."""
-    _, config = load_settings()
+    config = load_settings().database
     with open_database(config) as database:
         state = migrate.status(database)
     click.echo(f"database: {config.driver} {config.display_url}")

@@ -50,13 +50,13 @@ def prune(dry_run: bool) -> None:
     period (never a note's newest), notes deleted longer ago than the deleted-note period,
     and finished background tasks older than the job period.
 
-    Periods come from COSCRIBE_VERSION_RETENTION_DEFAULT_SECONDS,
-    COSCRIBE_DELETED_NOTE_RETENTION_DEFAULT_SECONDS and COSCRIBE_JOB_RETENTION_DEFAULT_SECONDS
-    (0 keeps forever) and a workspace's settings {"retention": {...}}; see docs/operations.md.
+    Periods come from COSCRIBE_VERSION_RETENTION_S, COSCRIBE_DELETED_NOTE_RETENTION_S and
+    COSCRIBE_JOB_RETENTION_S (0 keeps forever) and a workspace's settings
+    {"retention": {...}}; see docs/operations.md.
     Exits 1 when some workspace's overrides are invalid (that workspace is left alone there).
     """
-    policy = retention.RetentionPolicy.from_env()
-    with current_database() as (_, db):
+    with current_database() as (settings, db):
+        policy = settings.retention_policy
         if dry_run:
             with db.read() as conn:
                 report = retention.prune(conn, policy, dry_run=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import click
 from persistence import migrate, tokens
 from persistence.engine import Database
 
-from ..settings import Settings, load_settings
+from ..settings import Settings, current_names, load_settings
 from .base import open_database, user_errors
 
 
@@ -33,12 +34,16 @@ def serve(host: str | None, port: int | None, log_level: str | None) -> None:
     from ..app import create_app
     from ..runner import run
 
-    settings, config = load_settings(host=host, port=port, log_level=log_level)
+    settings = load_settings(host=host, port=port, log_level=log_level)
+    config = settings.database
     db = open_database(config)
     try:
         if config.driver == "sqlite" and not migrate.status(db).up_to_date:
             # Migrate in a child process: Alembic then never loads into the server itself.
-            child = subprocess.run([sys.executable, "-m", "server.cli", "db", "migrate"])
+            child = subprocess.run(
+                [sys.executable, "-m", "server.cli", "db", "migrate"],
+                env=current_names(os.environ),  # deprecation lines were shown once already
+            )
             if child.returncode != 0:
                 sys.exit(child.returncode)  # the child printed its one-line error
         state = migrate.prepare(db)

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 
 from crdt import document
 from persistence import compaction, notes, retention, update_log, versions
-from persistence.config import ConfigError
 from persistence.errors import InvalidError
 from persistence.retention import PruneReport, RetentionPolicy
 from persistence.schema import background_tasks, metadata, note_snapshots, note_updates, tasks
@@ -89,46 +88,11 @@ def run(db, policy: RetentionPolicy = POLICY, **kwargs) -> PruneReport:
 
 
 def test_policy_defaults():
-    policy = RetentionPolicy.from_env({})
-    assert policy == RetentionPolicy() == RetentionPolicy.from_env({"OTHER": "1"})
+    # The server's settings hand these in (server/settings.py; tests/server/test_settings.py).
+    policy = RetentionPolicy()
     assert policy.version_retention_s == 90 * 86_400
     assert policy.deleted_note_retention_s == 30 * 86_400
     assert policy.job_retention_s == 7 * 86_400
-    blank = {variable: "  " for variable in retention.ENV_VARIABLES.values()}
-    assert RetentionPolicy.from_env(blank) == policy
-
-
-def test_policy_from_env():
-    env = {
-        "COSCRIBE_VERSION_RETENTION_DEFAULT_SECONDS": "3600",
-        "COSCRIBE_DELETED_NOTE_RETENTION_DEFAULT_SECONDS": "0",
-        "COSCRIBE_JOB_RETENTION_DEFAULT_SECONDS": " 60 ",
-    }
-    assert RetentionPolicy.from_env(env) == RetentionPolicy(3600, 0, 60)
-
-
-def test_policy_reads_os_environ(monkeypatch):
-    monkeypatch.setenv("COSCRIBE_JOB_RETENTION_DEFAULT_SECONDS", "5")
-    assert RetentionPolicy.from_env().job_retention_s == 5
-
-
-@pytest.mark.parametrize("variable", list(retention.ENV_VARIABLES.values()))
-@pytest.mark.parametrize(
-    ("raw", "words"),
-    [
-        ("ninety", "whole number"),
-        ("1.5", "whole number"),
-        ("90d", "whole number"),
-        ("-1", "0 (keep forever) or more"),
-        (str(retention.MAX_RETENTION_S + 1), "at most"),
-    ],
-)
-def test_bad_policy_values_name_the_variable(variable, raw, words):
-    with pytest.raises(ConfigError) as caught:
-        RetentionPolicy.from_env({variable: raw})
-    message = str(caught.value)
-    assert message.startswith(f"{variable}: ") and words in message
-    assert "\n" not in message and caught.value.variable == variable
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "60", True, None, retention.MAX_RETENTION_S + 1])

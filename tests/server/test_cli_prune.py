@@ -110,8 +110,8 @@ def test_prune_dry_run_then_for_real(tmp_path):
 def test_prune_with_nothing_to_do_exits_0_and_honours_the_variables(tmp_path):
     env = {
         "COSCRIBE_SQLITE_PATH": str(tmp_path / "empty.sqlite"),
-        "COSCRIBE_VERSION_RETENTION_DEFAULT_SECONDS": "0",
-        "COSCRIBE_JOB_RETENTION_DEFAULT_SECONDS": "3600",
+        "COSCRIBE_VERSION_RETENTION_S": "0",
+        "COSCRIBE_JOB_RETENTION_S": "3600",
     }
     result = run_cli(["prune"], env, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -134,6 +134,20 @@ def test_a_bad_variable_is_one_line_naming_it(tmp_path):
         "coscribe: error: COSCRIBE_DELETED_NOTE_RETENTION_DEFAULT_SECONDS: expected a whole number"
     )
     assert not (tmp_path / "x.sqlite").exists()
+
+
+def test_a_deprecated_variable_still_works_and_says_so_once(tmp_path):
+    env = {
+        "COSCRIBE_SQLITE_PATH": str(tmp_path / "old.sqlite"),
+        "COSCRIBE_JOB_RETENTION_DEFAULT_SECONDS": "3600",
+    }
+    result = run_cli(["prune", "--dry-run"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "finished jobs 3600 s" in result.stdout.splitlines()[0]
+    assert result.stderr.splitlines() == [
+        "COSCRIBE_JOB_RETENTION_DEFAULT_SECONDS is deprecated: "
+        "rename it COSCRIBE_JOB_RETENTION_S (same value)"
+    ]
 
 
 def test_help_has_an_example(tmp_path):

@@ -133,3 +133,19 @@ async def test_the_prune_job_applies_the_retention_policy(db):
     assert old["id"] in job(db, queued["id"])["result"]["jobs"]["ids"]
     with db.read() as conn, pytest.raises(NotFoundError):
         background_tasks.get(conn, old["id"])
+
+
+async def test_the_prune_job_takes_its_periods_from_the_settings(db):
+    # 0 keeps finished jobs forever: the 30-day-old one survives this run.
+    worker = Worker(db, Settings(worker_poll_s=1, job_retention_s=0), HANDLERS)
+    with db.begin() as conn:
+        old = background_tasks.enqueue(conn, "record", {})
+        background_tasks.cancel(conn, old["id"], now=datetime.now(UTC) - timedelta(days=30))
+        queued = background_tasks.enqueue(conn, "prune", {})
+    worker.start()
+    try:
+        await eventually(lambda: job(db, queued["id"])["status"] == "succeeded", timeout=15)
+    finally:
+        await worker.stop()
+    assert job(db, queued["id"])["result"]["jobs"]["ids"] == []
+    assert job(db, old["id"])["status"] == "cancelled"
