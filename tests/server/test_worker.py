@@ -142,10 +142,11 @@ async def test_the_prune_job_takes_its_periods_from_the_settings(db):
         old = background_tasks.enqueue(conn, "record", {})
         background_tasks.cancel(conn, old["id"], now=datetime.now(UTC) - timedelta(days=30))
         queued = background_tasks.enqueue(conn, "prune", {})
-    worker.start()
+    running = asyncio.ensure_future(worker.run())
     try:
         await eventually(lambda: job(db, queued["id"])["status"] == "succeeded", timeout=15)
     finally:
-        await worker.stop()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
     assert job(db, queued["id"])["result"]["jobs"]["ids"] == []
     assert job(db, old["id"])["status"] == "cancelled"
