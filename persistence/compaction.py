@@ -41,7 +41,7 @@ from .errors import ConflictError, InvalidError, NotFoundError, StoreError
 from .notes import check_note_id, get_note
 from .paging import Row
 from .schema import note_snapshots, note_updates, notes
-from .update_log import check_seq, insert_snapshot, log_sizes, merge_log, read_log
+from .update_log import check_seq, insert_snapshot, log_sizes, merge_log, read_log, snapshot_row
 
 # Rows per DELETE once the snapshot is committed: deleting the 260,000 rows of a long log in
 # one statement holds SQLite's write lock for over a second; 10,000 take tens of milliseconds.
@@ -288,7 +288,7 @@ def _write(
         through = log[-1][0]
         state, vector = merged
         snapshot_id = insert_snapshot(
-            conn, note_id, through, state, vector, "compaction", None, now
+            conn, snapshot_row(note_id, through, state, vector, "compaction", None, now)
         )
         rows_after, bytes_after = 1, len(state)
     # Rows up to `through` are merged or were already held by the base snapshot; none above

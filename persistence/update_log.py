@@ -320,26 +320,29 @@ def merge_log(note_id: str, base: Row | None, log: list[tuple[int, bytes]]) -> t
         ) from None
 
 
-def insert_snapshot(
-    conn: sa.Connection,
+def snapshot_row(
     note_id: str,
     through_seq: int,
     state: bytes,
     vector: bytes,
     kind: str,
     label: str | None,
-    now: datetime,
-) -> int:
+    created_at: datetime,
+) -> dict[str, Any]:
+    """A note_snapshots row: a compaction snapshot or a version (by ``kind``)."""
+    return {
+        "note_id": note_id,
+        "through_seq": through_seq,
+        "state": state,
+        "state_vector": vector,
+        "kind": kind,
+        "label": label,
+        "created_at": created_at,
+    }
+
+
+def insert_snapshot(conn: sa.Connection, row: dict[str, Any]) -> int:
+    """Insert a row made by snapshot_row; returns its id."""
     return conn.execute(
-        sa.insert(note_snapshots)
-        .values(
-            note_id=note_id,
-            through_seq=through_seq,
-            state=state,
-            state_vector=vector,
-            kind=kind,
-            label=label,
-            created_at=now,
-        )
-        .returning(note_snapshots.c.id)
+        sa.insert(note_snapshots).values(**row).returning(note_snapshots.c.id)
     ).scalar_one()

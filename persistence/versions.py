@@ -17,7 +17,7 @@ from .errors import InvalidError, NotFoundError
 from .notes import check_note_id, get_note
 from .paging import Row
 from .schema import note_snapshots
-from .update_log import MAX_SEQ, insert_snapshot, merge_log, read_log
+from .update_log import MAX_SEQ, insert_snapshot, merge_log, read_log, snapshot_row
 
 MAX_LABEL_CHARS = limits.LABEL_CHARS
 VERSION_KINDS = ("manual", "auto", "restore")  # "compaction" is written by compaction only
@@ -64,7 +64,8 @@ def create_version(
     else:
         state, vector = document.merge(None, [])
         through = 0
-    version_id = insert_snapshot(conn, note_id, through, state, vector, kind, label, now)
+    row = snapshot_row(note_id, through, state, vector, kind, label, now)
+    version_id = insert_snapshot(conn, row)
     return get_version(conn, note_id, version_id, include_state=False)
 
 

@@ -245,7 +245,11 @@ class _Importer:
         elif through_seq >= note.top_seq:
             note.top_seq = through_seq
             note.top_is_state = (state, vector) == (note.state, note.vector)
-        self._insert_snapshot(note.row["id"], through_seq, state, vector, kind, label, created_at)
+        self._insert_snapshot(
+            update_log.snapshot_row(
+                note.row["id"], through_seq, state, vector, kind, label, created_at
+            )
+        )
         note.versions_added += 1
 
     def _end(self, record: dict[str, Any]) -> None:
@@ -275,25 +279,8 @@ class _Importer:
             what = f"{table.name} rows" + (f" ({where})" if where else "")
             raise Corrupt(f"{what} do not fit the target database: {reason}") from None
 
-    def _insert_snapshot(
-        self,
-        note_id: str,
-        through_seq: int,
-        state: bytes,
-        vector: bytes,
-        kind: str,
-        label: str | None,
-        created_at: datetime,
-    ) -> None:
-        row = {
-            "note_id": note_id,
-            "through_seq": through_seq,
-            "state": state,
-            "state_vector": vector,
-            "kind": kind,
-            "label": label,
-            "created_at": created_at,
-        }
+    def _insert_snapshot(self, row: dict[str, Any]) -> None:
+        """Insert a row made by update_log.snapshot_row (an archive's errors: Corrupt)."""
         self._insert(note_snapshots, [row])
 
     def _flush(self) -> None:
@@ -362,13 +349,15 @@ class _Importer:
         # is above every version's through_seq, so load reads it.
         through = max(note.row.get("last_seq", 0), note.top_seq)
         self._insert_snapshot(
-            note.row["id"],
-            through,
-            note.state,
-            note.vector,
-            "compaction",
-            None,
-            self.archive.header.created_at,
+            update_log.snapshot_row(
+                note.row["id"],
+                through,
+                note.state,
+                note.vector,
+                "compaction",
+                None,
+                self.archive.header.created_at,
+            )
         )
 
     def _merge_into(self, note: _Note) -> None:
@@ -404,7 +393,9 @@ class _Importer:
             state, vector = document.merge(
                 stored.state, [*(update for _, update in stored.updates), note.state]
             )
-        self._insert_snapshot(note_id, seq, state, vector, "compaction", None, self.now)
+        self._insert_snapshot(
+            update_log.snapshot_row(note_id, seq, state, vector, "compaction", None, self.now)
+        )
 
     def check_dependencies(self) -> None:
         """No dependency across workspaces and no cycle, as tasks.add_dependency promises."""
