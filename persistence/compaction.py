@@ -41,7 +41,15 @@ from .errors import ConflictError, InvalidError, NotFoundError, StoreError
 from .notes import check_note_id, get_note
 from .paging import Row
 from .schema import note_snapshots, note_updates, notes
-from .update_log import check_seq, insert_snapshot, log_sizes, merge_log, read_log, snapshot_row
+from .update_log import (
+    check_seq,
+    insert_snapshot,
+    log_sizes,
+    merge_log,
+    newest_snapshot,
+    read_log,
+    snapshot_row,
+)
 
 # Rows per DELETE once the snapshot is committed: deleting the 260,000 rows of a long log in
 # one statement holds SQLite's write lock for over a second; 10,000 take tens of milliseconds.
@@ -272,12 +280,7 @@ def _write(
     ).first()
     if found is None:
         raise NotFoundError(f"note {note_id!r} not found")
-    newest = conn.execute(
-        sa.select(note_snapshots.c.id)
-        .where(note_snapshots.c.note_id == note_id)
-        .order_by(note_snapshots.c.through_seq.desc(), note_snapshots.c.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    newest = conn.execute(newest_snapshot(note_id, note_snapshots.c.id)).scalar_one_or_none()
     if newest != (None if base is None else base["id"]):
         return None
     old_through = 0 if base is None else base["through_seq"]

@@ -231,18 +231,13 @@ def read_log(
     One statement sees one consistent database state on PostgreSQL too; reading the snapshot
     and then the updates could straddle a compaction's commit and miss the rows it merged.
     """
-    base = (
-        sa.select(
-            note_snapshots.c.id,
-            note_snapshots.c.through_seq,
-            note_snapshots.c.state,
-            note_snapshots.c.state_vector,
-        )
-        .where(note_snapshots.c.note_id == note_id)
-        .order_by(note_snapshots.c.through_seq.desc(), note_snapshots.c.id.desc())
-        .limit(1)
-        .cte("base")
-    )
+    base = newest_snapshot(
+        note_id,
+        note_snapshots.c.id,
+        note_snapshots.c.through_seq,
+        note_snapshots.c.state,
+        note_snapshots.c.state_vector,
+    ).cte("base")
     through = sa.func.coalesce(sa.select(base.c.through_seq).scalar_subquery(), 0)
     updates = sa.select(
         sa.literal(1).label("part"),
@@ -318,6 +313,17 @@ def merge_log(note_id: str, base: Row | None, log: list[tuple[int, bytes]]) -> t
         raise ConflictError(
             f"note {note_id!r} has stored data that does not apply: {exc}"
         ) from None
+
+
+def newest_snapshot(note_id: str, *columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """Those columns of the note's newest snapshot: the highest through_seq (the highest id
+    on a tie), the one a load starts from."""
+    return (
+        sa.select(*columns)
+        .where(note_snapshots.c.note_id == note_id)
+        .order_by(note_snapshots.c.through_seq.desc(), note_snapshots.c.id.desc())
+        .limit(1)
+    )
 
 
 def snapshot_row(

@@ -263,10 +263,7 @@ def _export_note(conn: sa.Connection, writer: _Writer, row: Row) -> int:
         # sees that it needs no snapshot of its own).
         state = stored.state
         vector = conn.execute(
-            sa.select(note_snapshots.c.state_vector)
-            .where(note_snapshots.c.note_id == note_id)
-            .order_by(note_snapshots.c.through_seq.desc(), note_snapshots.c.id.desc())
-            .limit(1)
+            update_log.newest_snapshot(note_id, note_snapshots.c.state_vector)
         ).scalar_one()
     else:
         state, vector = EMPTY_STATE, document.EMPTY_STATE_VECTOR
