@@ -171,6 +171,7 @@ class Scenario:
             f"{self.server.log()[-3000:]}",
         )
         self.findings.add(self.typing.drops())
+        failed_writes = (await health(self.http))[1].get("failed_writes")
         await self.typing.close()
         await self.watcher.close()
         self.log = self.server.log()
@@ -189,7 +190,11 @@ class Scenario:
         check_log(self.findings, self.log, list(NOTES), outages, optional=optional)
         words = sum(len(w) for w in typed.values())
         self.findings.check(words > 0, "nobody typed anything")
-        print(f"{words} words typed into {len(typed)} notes, counted in what is stored")
+        print(
+            f"{words} words typed into {len(typed)} notes, counted in what is stored; "
+            f"{failed_writes} failed writes; server log {len(self.log.splitlines())} lines, "
+            f"{len(self.log.encode())} bytes"
+        )
 
     def assert_no_problems(self) -> None:
         problems = self.findings.problems
