@@ -51,6 +51,26 @@ def text_at(client: int, clock: int) -> bytes:
     return y.update([(client, clock, [y.item(y.STRING, y.string("x"), root="content")])])
 
 
+def chain(structs: int, client: int = ATTACKER) -> bytes:
+    """One-character structs, each after the previous: a shape yrs integrates in quadratic
+    time (200,000 of them: 200 s of the event loop)."""
+    first = y.item(y.STRING, y.string("a"), root="content")
+    rest = [y.item(y.STRING, y.string("a"), origin=(client, i - 1)) for i in range(1, structs)]
+    return y.update([(client, 0, [first, *rest])])
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A real server whose struct limit is out of the way, so each attack meets the check it
+    is about (the deep XML alone is 100,000 structs)."""
+    env = {
+        "COSCRIBE_SQLITE_PATH": str(tmp_path / "notes.sqlite"),
+        "COSCRIBE_MAX_UPDATE_STRUCTS": "1000000",
+    }
+    with LiveServer(env, tmp_path) as live:
+        yield live
+
+
 # (what, update, websocket close code, REST status)
 ATTACKS = [
     ("an Any nested 40,000 deep", any_update(y.nested_any(40_000)), 1007, 400),
@@ -166,6 +186,29 @@ async def test_hostile_updates_are_refused_and_the_server_serves_on(server):
     log = server.log()
     assert "Traceback" not in log
     assert f"note={NOTE}>: update refused (max_any_depth" in log  # one line naming both
+
+
+async def test_an_update_of_too_many_structs_is_refused_before_it_stalls_the_server(tmp_path):
+    env = {"COSCRIBE_SQLITE_PATH": str(tmp_path / "notes.sqlite")}  # the default: 20,000
+    with LiveServer(env, tmp_path) as server:
+        bystander = await connected(server, NOTE, BYSTANDER_ID)
+        bystander.text.insert(0, "kept")
+        started = asyncio.get_running_loop().time()
+        assert await attack(server, [protocol.sync_update(chain(200_000))]) == closecodes.TOO_BIG
+        response = httpx.post(
+            f"{server.url}/api/notes/{NOTE}/updates",
+            content=chain(20_001),
+            headers={"content-type": "application/octet-stream"},
+            timeout=30,
+        )
+        assert response.status_code == 413 and "max_update_structs" in response.text
+        assert asyncio.get_running_loop().time() - started < 30, "refused, not integrated"
+        url = f"{server.url.replace('http', 'ws', 1)}/ws/{NOTE}"
+        async with websockets.connect(url, max_size=None) as ws:  # at the limit: it applies
+            await ws.send(protocol.sync_update(chain(20_000)))
+            await eventually(lambda: str(bystander.text).count("a") == 20_000, timeout=30)
+        assert bystander.close_code is None and server.process.poll() is None
+        await bystander.close()
 
 
 async def test_types_nested_one_level_per_update_stop_at_the_limit(server):
