@@ -1,49 +1,60 @@
-"""Connection: one websocket in one room, with a bounded outbound queue.
+"""Connection: one websocket in one room, and the bound on what it may leave unsent.
 
-The room never awaits a socket: it hands frames to send(), which only queues them. A writer
-task drains the queue into the socket, so a client that stops reading fills its own queue
-(and the TCP buffers under it) and is disconnected with TRY_AGAIN_LATER, while the rest of the
-room goes on at full speed.
+The room never awaits a socket: send() hands a frame to the connection's Output (output.py),
+which writes it at once. What the client has not read yet waits in the Output's buffer (under
+coscribe's server, the transport's own write buffer); a connection with more than max_bytes
+waiting is closed with TRY_AGAIN_LATER and its buffer dropped, so a client that stops reading
+costs a bounded amount of memory and never slows the rest of the room.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from . import closecodes
 from .auth import OPEN, Principal
+from .output import Frame, Output, QueuedOutput
 
 log = logging.getLogger("coscribe.connection")
 
-SendBytes = Callable[[bytes], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[None]]
+# How long a close may wait for the client: after that the socket is dropped.
+CLOSE_TIMEOUT_S = 5.0
 
 
 class Connection:
+    __slots__ = (
+        "_close",
+        "_closing",
+        "_max_bytes",
+        "awareness_dropped",
+        "close_code",
+        "closed",
+        "dropped_updates",
+        "note_id",
+        "output",
+        "peer",
+        "principal",
+    )
+
     def __init__(
         self,
         note_id: str,
         peer: str,
-        send_bytes: SendBytes,
+        output: Output,
         close: Close,
         *,
-        max_frames: int,
         max_bytes: int,
         principal: Principal = OPEN,
     ) -> None:
         self.note_id = note_id
         self.peer = peer
-        self._send_bytes = send_bytes
+        self.output = output
         self._close = close
-        self._max_frames = max_frames
         self._max_bytes = max_bytes
-        self._queue: collections.deque[bytes] = collections.deque()
-        self._queued_bytes = 0
-        self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         self.close_code: int | None = None
         self.closed = asyncio.Event()
@@ -60,85 +71,62 @@ class Connection:
         """A viewer receives the note and awareness; the updates it sends are dropped."""
         return not self.principal.can_write
 
-    def start(self) -> None:
-        self._writer = asyncio.get_running_loop().create_task(
-            self._write_loop(), name=f"writer {self.peer}"
-        )
-
-    def send(self, frame: bytes) -> None:
-        """Queue a frame. A connection whose queue is full is closed, never waited for."""
+    def send(self, frame: Frame | bytes) -> None:
+        """Write a frame now. A connection with too much unsent is closed, never waited for."""
         if self.close_code is not None:
             return
-        over_frames = len(self._queue) >= self._max_frames
-        # One frame bigger than the byte budget is allowed when nothing else is waiting.
-        over_bytes = self._queue and self._queued_bytes + len(frame) > self._max_bytes
-        if over_frames or over_bytes:
-            log.warning(
-                "closing %r: %d frames / %d bytes unsent, it is not reading",
-                self,
-                len(self._queue),
-                self._queued_bytes,
-            )
-            self.abort(closecodes.TRY_AGAIN_LATER)
+        if type(frame) is bytes:
+            frame = Frame(frame)
+        waiting = self.output.buffered()
+        # One frame bigger than the budget is allowed when nothing else is waiting.
+        if waiting and waiting + len(frame) > self._max_bytes:
+            log.warning("closing %r: %d bytes unsent, it is not reading", self, waiting)
+            self.abort(closecodes.TRY_AGAIN_LATER, drop=True)
             return
-        self._queue.append(frame)
-        self._queued_bytes += len(frame)
-        self._wakeup.set()
+        self.output.write(frame)  # type: ignore[arg-type]
 
-    async def _write_loop(self) -> None:
-        while True:
-            while not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            frame = self._queue.popleft()
-            self._queued_bytes -= len(frame)
-            await self._send_bytes(frame)
-
-    def abort(self, code: int, reason: str | None = None) -> None:
-        """Close from synchronous code (a broadcast, a bad frame): schedule the close."""
+    def abort(self, code: int, reason: str | None = None, *, drop: bool = False) -> None:
+        """Close from synchronous code (a broadcast, a bad frame): schedule the close.
+        `drop`: the client is not reading, so the close frame will wait behind what it has
+        not read; its socket is dropped if it is not gone within CLOSE_TIMEOUT_S."""
         if self.close_code is not None:
             return
         self.close_code = code
         # Kept, so the task is not garbage-collected mid-close; _finish never raises.
         self._closing = asyncio.get_running_loop().create_task(
-            self._finish(code, reason), name=f"close {self.peer}"
+            self._finish(code, reason, CLOSE_TIMEOUT_S if drop else None),
+            name=f"close {self.peer}",
         )
 
     async def close(self, code: int, reason: str | None = None) -> None:
-        """Close after the frames already queued are sent (used at shutdown)."""
+        """Close after the frames already written are sent (used at shutdown)."""
         if self.close_code is not None:
             await self.closed.wait()
             return
         self.close_code = code
-        await self._finish(code, reason, drain=True)
+        if isinstance(self.output, QueuedOutput):
+            await self.output.drain(0.5)
+        await self._finish(code, reason, CLOSE_TIMEOUT_S)
 
-    async def _finish(self, code: int, reason: str | None, drain: bool = False) -> None:
-        writer = self._writer
+    async def _finish(self, code: int, reason: str | None, timeout: float | None) -> None:
         try:
-            if drain and writer is not None:
-                # Give the queued frames a moment to go out before the close frame.
-                for _ in range(50):
-                    if not self._queue or writer.done():
-                        break
-                    await asyncio.sleep(0.01)
-            if writer is not None and not writer.done():
-                writer.cancel()
-                await asyncio.gather(writer, return_exceptions=True)
-            await self._close(code, reason or closecodes.REASONS.get(code, ""))
+            await self.output.stop()
+            async with asyncio.timeout(timeout):
+                await self._close(code, reason or closecodes.REASONS.get(code, ""))
+        except TimeoutError:
+            log.info("closing %r: no room for the close frame in %ss, dropped", self, timeout)
+            self.output.abort()
         except Exception:
             # The client went away first (the server's socket layer says so with its own
             # exception types): nothing is left to close, and nobody to tell.
             log.debug("closing %r: the socket was already gone", self, exc_info=True)
         finally:
-            self._queue.clear()
-            self._queued_bytes = 0
             self.closed.set()
 
-    async def stop_writer(self) -> None:
-        """The reader saw the peer go: stop writing (nothing to close)."""
+    async def stop(self) -> None:
+        """The reader saw the peer go: write nothing more (nothing to close)."""
         if self.close_code is None:
             self.close_code = closecodes.NORMAL
-        if self._writer is not None and not self._writer.done():
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.output.stop()
         self.closed.set()

@@ -35,6 +35,7 @@ from crdt.validation import DepthTracker
 
 from . import closecodes
 from .connection import Connection
+from .output import Frame
 
 log = logging.getLogger("coscribe.room")
 
@@ -119,7 +120,6 @@ class Room:
 
     def join(self, connection: Connection) -> None:
         self.connections.add(connection)
-        connection.start()
         connection.send(protocol.sync_step1(self.doc.get_state()))
         # Bounded by the awareness limits, which the settings keep within a send queue.
         states = self.awareness.payload()
@@ -135,15 +135,17 @@ class Room:
         if removed:
             self.broadcast(protocol.awareness(protocol.awareness_payload(removed)))
 
-    def broadcast(self, frame: bytes) -> None:
-        """Send one encoded frame to every connection, the sender included (the echo keeps a
-        lone y-websocket client from timing out). Slow connections are dropped, not waited for."""
-        dropped = []
+    def broadcast(self, message: bytes) -> None:
+        """Send one message to every connection, the sender included (the echo keeps a lone
+        y-websocket client from timing out). Its websocket frame is built once and written to
+        each socket without waiting; slow connections are dropped, not waited for."""
+        frame = Frame(message)
+        dropped = None
         for connection in self.connections:
             connection.send(frame)
             if connection.close_code is not None:
-                dropped.append(connection)
-        for connection in dropped:
+                dropped = [*(dropped or ()), connection]
+        for connection in dropped or ():
             self.leave(connection)
 
     # --- messages -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from .handshake import GuardedHttpProtocol
 from .logs import redact_request_logs
+from .output import DirectWebSocketProtocol
 from .services import services
 from .settings import Settings
 
@@ -75,6 +76,11 @@ def run(app: Starlette, settings: Settings, *, first_token: str | None = None) -
         port=settings.port,
         log_level=settings.log_level,
         lifespan="on",
+        ws=DirectWebSocketProtocol,
+        # Compression makes every socket's frames different bytes, so a broadcast could not
+        # write one frame to all; Yjs updates are small and y-websocket's Node server does
+        # not compress either.
+        ws_per_message_deflate=False,
         ws_max_size=settings.max_frame_bytes,
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_interval_s,

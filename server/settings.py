@@ -30,6 +30,11 @@ log = logging.getLogger("coscribe.settings")
 
 PREFIX = "COSCRIBE_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+# Variables that no longer do anything, and what to use instead: one warning each at start.
+REMOVED = {
+    "COSCRIBE_SEND_QUEUE_FRAMES": "COSCRIBE_SEND_QUEUE_BYTES alone bounds what a connection "
+    "may leave unsent",
+}
 
 
 def setting(
@@ -170,14 +175,10 @@ class Settings:
         "Longest string or byte array inside an update; longer is refused (1009/413).",
         minimum=1,
     )
-    send_queue_frames: int = setting(
-        1024,
-        "Frames waiting to be sent to one connection before it counts as too slow (1013).",
-        minimum=1,
-    )
     send_queue_bytes: int = setting(
         32 * 1024 * 1024,
-        "Bytes waiting to be sent to one connection before it counts as too slow (1013).",
+        "Bytes written to one connection and not yet taken by its client (the socket's write "
+        "buffer) before it counts as too slow: it is closed (1013) and the buffer dropped.",
         minimum=1,
     )
     awareness_timeout_s: int = setting(
@@ -442,6 +443,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
                 variables[f.name],
                 Settings.env_name(f.name),
             )
+    for variable, instead in REMOVED.items():
+        if env.get(variable, "").strip():
+            log.warning("%s no longer has an effect: %s", variable, instead)
     return Settings(**values, database=database)
 
 

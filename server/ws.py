@@ -24,6 +24,7 @@ from .admission import admission, admit_live
 from .auth import Principal, Refused, socket_token
 from .connection import Connection
 from .health import STORAGE_ERRORS
+from .output import EXTENSION, Output, QueuedOutput
 from .registry import NoteUnavailable
 from .room import NoteFull
 from .services import services
@@ -138,14 +139,20 @@ async def _admit(
     return note_id, principal
 
 
+def _output(websocket: WebSocket) -> Output:
+    """The socket's transport when the server offers it (output.DirectWebSocketProtocol),
+    else frames queued through ASGI's send."""
+    direct = websocket.scope.get("extensions", {}).get(EXTENSION)
+    if direct is not None:
+        return direct
+    return QueuedOutput(websocket.send_bytes)
+
+
 async def _session(
     websocket: WebSocket, settings: Settings, peer: str, note_id: str, principal: Principal
 ) -> None:
     """Join the note's room and hand it each frame in order until the socket ends."""
     registry = services(websocket.app).rooms
-
-    async def send_bytes(frame: bytes) -> None:
-        await websocket.send_bytes(frame)
 
     async def close(code: int, reason: str) -> None:
         await websocket.close(code, reason)
@@ -153,9 +160,8 @@ async def _session(
     connection = Connection(
         note_id,
         peer,
-        send_bytes,
+        _output(websocket),
         close,
-        max_frames=settings.send_queue_frames,
         max_bytes=settings.send_queue_bytes,
         principal=principal,
     )
@@ -198,14 +204,14 @@ async def _session(
                 log.warning("%r: %s, closing", connection, exc)
                 connection.abort(closecodes.TOO_BIG, "note size limit reached")
                 break
-            # receive() returns at once while frames are buffered: yield so the room's writers
-            # drain between the frames of a burst instead of after all of them.
+            # receive() returns at once while frames are buffered: yield so other sockets are
+            # served between the frames of one client's burst, not after all of them.
             await asyncio.sleep(0)
     except WebSocketDisconnect:
         pass
     finally:
         if connection.close_code is None:
-            await connection.stop_writer()
+            await connection.stop()
         await registry.leave(room, connection)
         # An aborted connection closes in a task of its own; returning before it finished
         # would make the server drop the socket without the close code.

@@ -119,7 +119,10 @@ def never_reading_client(port: int, note_id: str) -> socket.socket:
 
 
 async def test_a_client_that_never_reads_is_dropped_and_others_keep_up(tmp_path):
-    env = {"COSCRIBE_SQLITE_PATH": str(tmp_path / "b.sqlite"), "COSCRIBE_SEND_QUEUE_FRAMES": "64"}
+    env = {
+        "COSCRIBE_SQLITE_PATH": str(tmp_path / "b.sqlite"),
+        "COSCRIBE_SEND_QUEUE_BYTES": str(2 << 20),
+    }
     with LiveServer(env, tmp_path) as server:
         writer = await YClient(server.url, "flood").connect()
         reader = await YClient(server.url, "flood").connect()

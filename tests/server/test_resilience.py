@@ -18,6 +18,7 @@ from persistence.stores import background_tasks, workspaces
 from server.connection import Connection
 from server.health import StorageHealth, StorageUnavailable
 from server.loops import Background, every
+from server.output import QueuedOutput
 from server.persister import Persister
 from server.registry import RoomRegistry
 from server.settings import Settings
@@ -56,7 +57,7 @@ class Channel:
         self.frames: list[bytes] = []
         self.closed_with: int | None = None
         self.connection = Connection(
-            note_id, "test", self._send, self._close, max_frames=1000, max_bytes=1 << 22
+            note_id, "test", QueuedOutput(self._send), self._close, max_bytes=1 << 22
         )
 
     async def _send(self, frame: bytes) -> None:

@@ -11,6 +11,7 @@ from persistence import notes, update_log
 from persistence.stores import workspaces
 from server.connection import Connection
 from server.loops import Background
+from server.output import QueuedOutput
 from server.persister import Persister
 from server.registry import NoteUnavailable, RoomRegistry
 from server.settings import Settings
@@ -24,7 +25,7 @@ class Channel:
         self.frames: list[bytes] = []
         self.closed_with: int | None = None
         self.connection = Connection(
-            note_id, name, self._send, self._close, max_frames=100, max_bytes=1 << 20
+            note_id, name, QueuedOutput(self._send), self._close, max_bytes=1 << 20
         )
 
     async def _send(self, frame: bytes) -> None:

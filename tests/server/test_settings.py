@@ -15,7 +15,7 @@ BOUNDED = [f for f in Settings.fields() if "minimum" in f.metadata or "maximum" 
 # The names that were once a hard-coded "must be > 0" list: each must keep its bound.
 POSITIVE = {
     "flush_window_ms", "flush_retry_max_ms", "max_frame_bytes", "max_body_bytes",
-    "max_update_bytes", "send_queue_frames", "send_queue_bytes", "awareness_timeout_s",
+    "max_update_bytes", "send_queue_bytes", "awareness_timeout_s",
     "ws_ping_interval_s", "shutdown_timeout_s", "compact_after_updates", "worker_poll_s",
     "job_lease_s", "auth_recheck_s", "max_note_bytes", "max_connections_per_note",
     "max_connections_per_address", "max_updates_per_s", "update_burst", "handshake_timeout_s",
@@ -163,3 +163,12 @@ def test_serve_reads_a_deprecated_name_and_says_so_once(tmp_path):
         pass
     line = f"{old} is deprecated: rename it COSCRIBE_VERSION_RETENTION_S (same value)"
     assert server.log().count(line) == 1, server.log()
+
+
+def test_a_removed_variable_is_named_once_at_start(caplog):
+    load_settings({**MEMORY, "COSCRIBE_SEND_QUEUE_FRAMES": "64"})
+    lines = [r.getMessage() for r in caplog.records if "SEND_QUEUE_FRAMES" in r.getMessage()]
+    assert lines == [
+        "COSCRIBE_SEND_QUEUE_FRAMES no longer has an effect: COSCRIBE_SEND_QUEUE_BYTES alone "
+        "bounds what a connection may leave unsent"
+    ]

@@ -1,0 +1,160 @@
+"""Output: how a Connection's frames reach its socket without the room ever awaiting it.
+
+A broadcast encodes its websocket frame once (a `Frame`) and hands the same bytes to every
+recipient's `Output`, which writes them at once:
+
+- `TransportOutput`, under coscribe's own server (runner.py): the frame's bytes go straight to
+  the connection's asyncio transport, the way `websockets.broadcast()` does it. No task, no
+  queue and no await per recipient; what the kernel does not take at once waits in the
+  transport's write buffer, which is what the Connection measures to find a client that stops
+  reading. `DirectWebSocketProtocol`, a uvicorn websocket protocol class, offers it to the app
+  through an ASGI scope extension (`coscribe.transport`), and only where the frames of every
+  connection are the same bytes: without permessage-deflate, which runner.py turns off.
+- `QueuedOutput`, under any other ASGI server (or when a client negotiated compression): a
+  queue drained by one writer task through the ASGI `send`, as a plain ASGI app must.
+
+Both keep one connection's frames in the order they were sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame as WireFrame
+from websockets.frames import Opcode
+
+EXTENSION = "coscribe.transport"
+
+
+class Frame:
+    """One binary message for any number of connections; its wire bytes are built once."""
+
+    __slots__ = ("_wire", "payload")
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self._wire: bytes | None = None
+
+    def __len__(self) -> int:
+        return len(self.payload)
+
+    @property
+    def wire(self) -> bytes:
+        """The whole websocket frame as a server sends it (unmasked, one fragment)."""
+        if self._wire is None:
+            self._wire = WireFrame(Opcode.BINARY, self.payload).serialize(mask=False)
+        return self._wire
+
+
+class Output(Protocol):
+    """Where a Connection's frames go. write() never blocks and never awaits."""
+
+    def write(self, frame: Frame) -> None: ...
+
+    def buffered(self) -> int:
+        """Bytes handed to write() and not yet taken by the kernel."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the connection and whatever it still buffers (it stopped reading)."""
+        ...
+
+    async def stop(self) -> None:
+        """Nothing more will be written; wait for a writer of its own to end."""
+        ...
+
+
+class TransportOutput:
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self._protocol = protocol
+
+    def write(self, frame: Frame) -> None:
+        protocol = self._protocol
+        # After the close frame nothing may follow; after the peer left nothing can.
+        if not (protocol.close_sent or protocol.disconnected):
+            protocol.transport.write(frame.wire)
+
+    def buffered(self) -> int:
+        return self._protocol.transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        self._protocol.transport.abort()
+
+    async def stop(self) -> None:
+        return None
+
+
+class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websocket protocol, offering the app a TransportOutput for its socket."""
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        # A compressed connection needs frames of its own: it gets the plain ASGI path.
+        if scope is not None and not self.conn.extensions:
+            scope["extensions"][EXTENSION] = TransportOutput(self)
+
+
+SendBytes = Callable[[bytes], Awaitable[None]]
+
+
+class QueuedOutput:
+    """Frames queued and drained by one writer task through an async send (ASGI)."""
+
+    __slots__ = ("_bytes", "_queue", "_send", "_wakeup", "_writer")
+
+    def __init__(self, send: SendBytes) -> None:
+        self._send = send
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._bytes = 0
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    def write(self, frame: Frame) -> None:
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        self._queue.append(frame.payload)
+        self._bytes += len(frame.payload)
+        self._wakeup.set()
+
+    def buffered(self) -> int:
+        return self._bytes
+
+    def abort(self) -> None:
+        self._queue.clear()
+        self._bytes = 0
+        if self._writer is not None:
+            self._writer.cancel()
+
+    async def stop(self) -> None:
+        writer = self._writer
+        if writer is not None and not writer.done():
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+        self._queue.clear()
+        self._bytes = 0
+
+    async def drain(self, timeout: float) -> None:
+        """Give the queued frames up to `timeout` seconds to go out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._queue and self._writer is not None and not self._writer.done():
+            if loop.time() >= deadline:
+                return
+            await asyncio.sleep(0.01)
+
+    async def _write_loop(self) -> None:
+        while True:
+            while not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            payload = self._queue.popleft()
+            await self._send(payload)
+            # Counted as buffered until sent, so a client that stops reading is seen as such.
+            self._bytes -= len(payload)
