@@ -10,19 +10,20 @@ costs a bounded amount of memory and never slows the rest of the room.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from . import closecodes
 from .auth import OPEN, Principal
-from .output import Frame, Output, QueuedOutput
+from .output import Frame, Output
 
 log = logging.getLogger("coscribe.connection")
 
 Close = Callable[[int, str], Awaitable[None]]
 # How long a close may wait for the client: after that the socket is dropped.
 CLOSE_TIMEOUT_S = 5.0
+# At shutdown, how long frames still queued (not yet handed to the socket) may take to go out.
+DRAIN_S = 0.5
 
 
 class Connection:
@@ -83,7 +84,7 @@ class Connection:
             log.warning("closing %r: %d bytes unsent, it is not reading", self, waiting)
             self.abort(closecodes.TRY_AGAIN_LATER, drop=True)
             return
-        self.output.write(frame)  # type: ignore[arg-type]
+        self.output.write(frame)
 
     def abort(self, code: int, reason: str | None = None, *, drop: bool = False) -> None:
         """Close from synchronous code (a broadcast, a bad frame): schedule the close.
@@ -104,8 +105,7 @@ class Connection:
             await self.closed.wait()
             return
         self.close_code = code
-        if isinstance(self.output, QueuedOutput):
-            await self.output.drain(0.5)
+        await self.output.drain(DRAIN_S)
         await self._finish(code, reason, CLOSE_TIMEOUT_S)
 
     async def _finish(self, code: int, reason: str | None, timeout: float | None) -> None:
@@ -127,6 +127,5 @@ class Connection:
         """The reader saw the peer go: write nothing more (nothing to close)."""
         if self.close_code is None:
             self.close_code = closecodes.NORMAL
-        with contextlib.suppress(Exception):
-            await self.output.stop()
+        await self.output.stop()
         self.closed.set()

@@ -63,8 +63,12 @@ class Output(Protocol):
         """Drop the connection and whatever it still buffers (it stopped reading)."""
         ...
 
+    async def drain(self, timeout: float) -> None:
+        """Wait up to `timeout` for frames not yet handed to the socket (before a close)."""
+        ...
+
     async def stop(self) -> None:
-        """Nothing more will be written; wait for a writer of its own to end."""
+        """Nothing more will be written; wait for a writer of its own to end. Never raises."""
         ...
 
 
@@ -85,6 +89,10 @@ class TransportOutput:
 
     def abort(self) -> None:
         self._protocol.transport.abort()
+
+    async def drain(self, timeout: float) -> None:
+        # Everything is in the transport already, which sends it before the close frame.
+        return None
 
     async def stop(self) -> None:
         return None
@@ -141,7 +149,6 @@ class QueuedOutput:
         self._bytes = 0
 
     async def drain(self, timeout: float) -> None:
-        """Give the queued frames up to `timeout` seconds to go out."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self._queue and self._writer is not None and not self._writer.done():

@@ -140,12 +140,12 @@ class Room:
         y-websocket client from timing out). Its websocket frame is built once and written to
         each socket without waiting; slow connections are dropped, not waited for."""
         frame = Frame(message)
-        dropped = None
+        dropped = []
         for connection in self.connections:
             connection.send(frame)
             if connection.close_code is not None:
-                dropped = [*(dropped or ()), connection]
-        for connection in dropped or ():
+                dropped.append(connection)
+        for connection in dropped:
             self.leave(connection)
 
     # --- messages -----------------------------------------------------------------------
