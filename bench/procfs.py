@@ -1,4 +1,4 @@
-"""What the kernel says about a process tree: CPU time, run-queue wait and peak memory."""
+"""What the kernel says about a process tree: CPU time, run-queue wait and memory."""
 
 from __future__ import annotations
 
@@ -63,14 +63,25 @@ def machine_busy_s() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """VmHWM of pid plus that of its live descendants, in MB."""
+def _status_kb(pid: int, field: str) -> int | None:
+    """A kB field of /proc/PID/status (VmHWM, VmRSS) summed over pid and its live descendants."""
     total_kb = 0
     seen = False
     for p in [pid, *_descendants(pid)]:
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     total_kb += int(line.split()[1])
                     seen = True
-    return total_kb / 1024 if seen else None
+    return total_kb if seen else None
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM of pid plus that of its live descendants, in MB."""
+    kb = _status_kb(pid, "VmHWM")
+    return None if kb is None else kb / 1024
+
+
+def rss_kb(pid: int) -> int | None:
+    """VmRSS (resident now, as the OS sees it) of pid plus its live descendants, in kB."""
+    return _status_kb(pid, "VmRSS")

@@ -13,17 +13,32 @@ from typing import Any
 
 from bench import NODE_DIR, ROOT
 from bench.cell import Cell
-from bench.scenarios import Scenario
-from bench.servers import SERVER_TITLES, peer_python
+from bench.scenarios import RATIO_KEYS, Scenario
+from bench.servers import SERVER_TITLES, SHORT_NAMES, peer_python
+
+BASE = "coscribe"  # the server the ratio columns divide by the others
 
 
 def _metric(cell: Cell | None, key: str) -> Any:
-    if cell is None:
-        return None
-    if key == "server_cpu":
-        cpu, cores = cell.metrics.get("server_cpu_s"), cell.metrics.get("server_cores")
-        return None if cpu is None or cores is None else f"{cpu:.2f} ({cores:.2f})"
-    return cell.metrics.get(key)
+    return None if cell is None else cell.metrics.get(key)
+
+
+def _value(cell: Cell | None, key: str, spec: str) -> str:
+    """The figure, and for repeated runs its spread: `median (min-max)`."""
+    text = _fmt(_metric(cell, key), spec)
+    if cell is None or key not in cell.spread or text == "—":
+        return text
+    low, high = cell.spread[key]
+    if low == high:
+        return text
+    return f"{text} ({_fmt(low, spec)}-{_fmt(high, spec)})"
+
+
+def _ratio(mine: Cell | None, other: Cell | None, key: str) -> str:
+    a, b = _metric(mine, key), _metric(other, key)
+    if not isinstance(a, int | float) or not isinstance(b, int | float) or b <= 0:
+        return "—"
+    return f"{a / b:.2f}x"
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -50,17 +65,37 @@ def _status_cell(cell: Cell | None) -> str:
     return f"**{cell.status}**: {error[:140]}"
 
 
+def server_title(server: str, coscribe_database: str = "SQLite") -> str:
+    if server == "coscribe":
+        return f"coscribe ({coscribe_database})"
+    return SERVER_TITLES[server]
+
+
 def render_table(
-    chosen: list[Scenario], servers: list[str], results: dict[tuple[str, str], Cell]
+    chosen: list[Scenario],
+    servers: list[str],
+    results: dict[tuple[str, str], Cell],
+    coscribe_database: str = "SQLite",
 ) -> str:
-    header = "| scenario / metric | " + " | ".join(SERVER_TITLES[s] for s in servers) + " |"
-    lines = [header, "|---|" + "---:|" * len(servers)]
+    """One column per server, then coscribe / each other server for the RATIO_KEYS rows."""
+    others = [s for s in servers if s != BASE] if BASE in servers else []
+    titles = [server_title(s, coscribe_database) for s in servers]
+    titles += [f"{BASE} / {SHORT_NAMES[s]}" for s in others]
+    columns = len(titles)
+    lines = ["| scenario / metric | " + " | ".join(titles) + " |", "|---|" + "---:|" * columns]
     for scenario in chosen:
-        lines.append(f"| **{scenario.title}** |" + " |" * len(servers))
+        lines.append(f"| **{scenario.title}** |" + " |" * columns)
         cells = [results.get((scenario.key, s)) for s in servers]
-        lines.append("| status | " + " | ".join(_status_cell(c) for c in cells) + " |")
+        statuses = [_status_cell(c) for c in cells] + [""] * len(others)
+        lines.append("| status | " + " | ".join(statuses) + " |")
         for label, key, spec in scenario.rows:
-            values = [_fmt(_metric(c, key), spec) for c in cells]
+            values = [_value(c, key, spec) for c in cells]
+            base = results.get((scenario.key, BASE))
+            for other in others:
+                ratio = key in RATIO_KEYS
+                values.append(
+                    _ratio(base, results.get((scenario.key, other)), key) if ratio else ""
+                )
             lines.append(f"| {label} | " + " | ".join(values) + " |")
     return "\n".join(lines)
 
@@ -103,6 +138,9 @@ def package_versions() -> dict[str, str]:
     for name in ("pycrdt", "uvicorn", "websockets", "uvloop", "starlette", "sqlalchemy"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[f"coscribe venv: {name}"] = metadata.version(name)
+    for name in ("websockets", "uvloop"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[f"relay (coscribe venv): {name}"] = metadata.version(name)
     if peer_python().exists():
         script = (
             "import importlib.metadata as m, json; print(json.dumps({n: m.version(n) for n in "
@@ -144,22 +182,39 @@ def render_report(
         f"`{meta['command']}` — {'QUICK smoke run (small counts)' if args.quick else 'full run'}"
         f", took {meta['elapsed']}."
         + (
-            f" Every cell ran {args.repeat} times (servers interleaved); the table shows the "
-            "median of each figure over the runs, the runs' own values of the first figure "
-            "are listed below it."
+            f" Every cell ran {args.repeat} times, servers interleaved within each repetition "
+            "(repetition 1: every scenario on every server in turn, then repetition 2, ...); "
+            "the table shows the median of each figure and, in brackets, the lowest and "
+            "highest of the runs. Ratios are of the medians."
             if args.repeat > 1
             else ""
         ),
         "",
-        render_table(chosen, servers, results),
+        f"- CPU pinning: {meta['pinning']}",
+        f"- coscribe's storage: {meta['coscribe_storage']}",
+        f"- Profiling: {meta['profiling']}",
+        "",
+        render_table(chosen, servers, results, meta["coscribe_database"]),
         "",
         "## How to read this",
         "",
         "- Every server is started fresh for every scenario; CPU and RSS are per scenario.",
-        "- **server CPU s (cores busy)**: utime+stime of the server process (and children) "
-        "during the measured phase (writing + draining for (a)/(b), replay for (c), the joining "
-        "waves for (d)), and in brackets that CPU time divided by the phase's wall time — "
-        "1.00 means one core fully busy. Peak RSS is VmHWM at the end of the scenario.",
+        "- **server CPU s**: utime+stime of the server process (and children) during the "
+        "measured phase (writing + draining for (a)/(b)/(e), replay for (c), the joining waves "
+        "for (d), connecting and the idle readings for (f)); **cores busy** is that CPU time "
+        "divided by the phase's wall time — 1.00 means one core fully busy. Peak RSS is VmHWM "
+        "at the end of the scenario.",
+        "- **coscribe / X** columns: coscribe's median divided by X's, for CPU, p99 latency, "
+        "(d)'s time-to-synced p99, (e)'s time and (f)'s memory figures; below 1 means "
+        "coscribe needs less.",
+        "- **relay**: plain `websockets` that answers sync step 1 with an empty step 2 and "
+        "forwards updates and awareness to the room's other sockets (bench/peers/relay.py): "
+        "the floor for fan-out. It keeps no document, so in (d) its joiners get an empty "
+        "step 2: its (d) figures are the handshake alone, not a comparable sync.",
+        "- **(e)**: time from the first send until every reader has all updates. **(f)**: "
+        "VmRSS after a settle with no socket (idle), with one socket per note, and with all "
+        "sockets; kB per socket = (RSS_all - RSS_one_per_note) / (sockets - notes); kB per "
+        "room = (RSS_one_per_note - RSS_idle - notes * kB per socket) / notes.",
         "- **fan-out latency**: receive time - send time of each update at each other client, "
         "from a CLOCK_MONOTONIC send timestamp the writer embeds in the inserted text "
         "(percentiles from a histogram with 2 % buckets). **delivered updates/s**: deliveries "
@@ -170,8 +225,9 @@ def render_report(
         "second of two clients opening a new room at the same instant; the waves (and, for (b), "
         "opening every room with one client before its other members come) keep that bug out "
         "of its numbers. Every server gets the same waves.",
-        "- coscribe stores every update in SQLite (group commit); pycrdt-websocket and the "
-        "reference server keep rooms in memory only.",
+        "- coscribe stores every update (group commit; the row count after each run is in the "
+        "table); pycrdt-websocket and the reference server keep rooms in memory only, the relay "
+        "keeps nothing.",
         f"- Load average before/after the run: {meta['load_before']} / {meta['load_after']} "
         "(other people use this machine; the load generator shares its cores with the server).",
         "",
@@ -188,6 +244,8 @@ def render_report(
     ]
     if notes:
         out += ["", "## Failures", "", *notes]
+    if meta.get("profile_text"):
+        out += ["", "## Profile of coscribe (py-spy)", "", meta["profile_text"]]
     if args.repeat > 1:
         out += ["", "## Single runs (first figure of each scenario)", ""]
         for scenario in chosen:
@@ -212,6 +270,8 @@ def render_report(
                 for run in cell.runs:
                     p50 = run.metrics.get("latency_p50_ms", run.metrics.get("sync_p50_ms"))
                     p99 = run.metrics.get("latency_p99_ms", run.metrics.get("sync_p99_ms"))
+                    if not isinstance(p50, int | float) or not isinstance(p99, int | float):
+                        continue
                     if p50 is not None and p99 is not None:
                         pairs.append(f"{p50:.1f} / {p99:.1f}")
                 if pairs:

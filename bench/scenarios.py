@@ -16,8 +16,8 @@ SEED_CHARS = 104_852
 
 @dataclass(frozen=True)
 class Scenario:
-    key: str  # a100, a500, b, c, d
-    group: str  # a, b, c, d: what --scenarios selects
+    key: str  # a, b, c, d, e, f
+    group: str  # what --scenarios selects (the same letter)
     title: str
     loadgen: str  # loadgen scenario name
     args: dict[str, Any]
@@ -26,15 +26,33 @@ class Scenario:
     timeout_s: float
 
 
+GROUPS = ("a", "b", "c", "d", "e", "f")
+DEFAULT_GROUPS = ("a", "b", "d", "e", "f")
+
+# Rows whose coscribe/other ratio the table shows (lower is better for all of them).
+RATIO_KEYS = frozenset(
+    {
+        "server_cpu_s",
+        "latency_p99_ms",
+        "sync_p99_ms",
+        "burst_s",
+        "idle_rss_mb",
+        "kb_per_socket",
+        "kb_per_room",
+    }
+)
+
 WRITE_ROWS = (
     ("delivered updates/s", "delivered_per_s", "{:,.0f}"),
     ("fan-out latency p50 (ms)", "latency_p50_ms", "{:.1f}"),
     ("fan-out latency p99 (ms)", "latency_p99_ms", "{:.1f}"),
     ("delivered / expected", "delivery_ratio", "{:.1%}"),
     ("disconnected clients", "disconnects", "{:d}"),
+    ("updates appended to coscribe's log", "stored_updates", "{:,d}"),
 )
 COMMON_ROWS = (
-    ("server CPU s (cores busy)", "server_cpu", "{}"),
+    ("server CPU s", "server_cpu_s", "{:.2f}"),
+    ("server cores busy (CPU s / phase s)", "server_cores", "{:.2f}"),
     ("server peak RSS (MB)", "server_rss_mb", "{:.0f}"),
     ("load generator CPU s", "loadgen_cpu_s", "{:.1f}"),
     ("server waited for a CPU (run queue), s", "server_runqueue_wait_s", "{:.2f}"),
@@ -44,26 +62,23 @@ COMMON_ROWS = (
 
 def scenarios(quick: bool) -> list[Scenario]:
     waves = {"wave-size": 10, "wave-ms": 100}
-    duration = 3 if quick else 15
-    readers_small, readers_big = (20, 50) if quick else (100, 500)
-    rooms = 20 if quick else 200
+    duration = 3 if quick else 20
+    readers = 50 if quick else 500
+    rooms = 20 if quick else 250
     joiners = 20 if quick else 100
+    writers, burst_updates, burst_readers = (4, 1_000, 10) if quick else (4, 5_000, 20)
+    notes = 100 if quick else 500
     fanout_timeout = 60 + duration + 30
-    # (a) twice: the same room with fewer and with more readers.
-    fanout = [
+    return [
         Scenario(
-            key,
+            "a",
             "a",
             f"(a) one room, 1 writer + {readers} readers, update every 10 ms for {duration} s",
             "fanout",
             {**waves, "readers": readers, "interval-ms": 10, "duration-s": duration},
             WRITE_ROWS + COMMON_ROWS,
             fanout_timeout + readers / 10 * 1.0,
-        )
-        for key, readers in (("a100", readers_small), ("a500", readers_big))
-    ]
-    return [
-        *fanout,
+        ),
         Scenario(
             "b",
             "b",
@@ -118,8 +133,54 @@ def scenarios(quick: bool) -> list[Scenario]:
                 ("time-to-synced p50 (ms)", "sync_p50_ms", "{:.1f}"),
                 ("time-to-synced p99 (ms)", "sync_p99_ms", "{:.1f}"),
                 ("client's own apply p50 (ms, included above)", "client_apply_p50_ms", "{:.1f}"),
+                ("sync step 2 per joiner (bytes)", "step2_bytes", "{:,.0f}"),
                 *COMMON_ROWS,
             ),
             60 + joiners / 5 * 1.0 + 60,
+        ),
+        Scenario(
+            "e",
+            "e",
+            f"(e) burst: {writers} writers x {burst_updates:,} updates as fast as they can, "
+            f"one room with {burst_readers} readers",
+            "burst",
+            {
+                **waves,
+                "writers": writers,
+                "updates": burst_updates,
+                "readers": burst_readers,
+                "chunk": 20,
+                "timeout-s": 120,
+                "drain-timeout-s": 60,
+            },
+            (
+                ("time until every reader has every update (s)", "burst_s", "{:.2f}"),
+                ("writers' send time (s)", "send_s", "{:.2f}"),
+                ("delivered / expected", "delivery_ratio", "{:.1%}"),
+                ("delivered updates/s", "delivered_per_s", "{:,.0f}"),
+                ("fan-out latency p50 (ms)", "latency_p50_ms", "{:.1f}"),
+                ("fan-out latency p99 (ms)", "latency_p99_ms", "{:.1f}"),
+                ("disconnected clients", "disconnects", "{:d}"),
+                ("updates appended to coscribe's log", "stored_updates", "{:,d}"),
+                *COMMON_ROWS,
+            ),
+            240,
+        ),
+        Scenario(
+            "f",
+            "f",
+            f"(f) idle memory: {notes * 4:,} idle sockets over {notes} notes (4 per note)",
+            "idle",
+            {"wave-size": 25, "wave-ms": 100, "rooms": notes, "per-room": 4},
+            (
+                ("RSS idle, no socket (MB)", "idle_rss_mb", "{:.1f}"),
+                (f"RSS with {notes} sockets, one per note (MB)", "rss_first_mb", "{:.1f}"),
+                (f"RSS with {notes * 4:,} sockets (MB)", "rss_all_mb", "{:.1f}"),
+                ("kB per socket", "kb_per_socket", "{:.1f}"),
+                ("kB per open room (beyond its socket)", "kb_per_room", "{:.1f}"),
+                ("disconnected clients", "disconnects", "{:d}"),
+                *COMMON_ROWS,
+            ),
+            240,
         ),
     ]

@@ -18,6 +18,18 @@
 //   join    one client seeds a room with --seed (a Yjs v1 update, sent as one update), then
 //           --clients clients join; time-to-synced per client (socket open -> sync step 2
 //           received and applied; its text --text-name must have --expect-length characters).
+//   burst   one room, --writers writers + --readers readers; every writer sends --updates
+//           updates as fast as it can (yielding to the event loop every --chunk sends). Time
+//           from the first send until every reader has every update.
+//   idle    --rooms rooms x --per-room clients that sync and then stay idle. Prints
+//           {"event":"measure","stage":...,"sockets":N} with no socket open, once the first
+//           client of every room is synced, and once all are, and waits for a line on stdin
+//           after each (the driver reads the server's memory meanwhile; without a stdin, it
+//           waits --measure-wait-s).
+//
+// --stateless: the server holds no document (bench/peers/relay.py): it does not echo an update
+// to its sender and a joiner's sync step 2 is empty, so `join` does not wait for the seed's
+// echo nor check the joiners' text (their time-to-synced is then the handshake alone).
 //
 // Clients connect in waves of --wave-size, a wave starting once the previous one is synced and
 // at least --wave-ms after it started, so no two clients ever open a new room at the same
@@ -36,6 +48,7 @@
 import { fork } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { gunzipSync } from 'node:zlib'
 import * as decoding from 'lib0/decoding'
@@ -311,6 +324,23 @@ const runWorker = () => {
         const endUs = msg.startUs + msg.durationMs * 1000
         await Promise.all(writers.map((c) => writeLoop(c, msg.startUs + Math.round((msg.phases[c.id] ?? 0) * intervalUs), endUs, intervalUs)))
         send({ type: 'sent', sent: stats.sent })
+      } else if (msg.type === 'burst') {
+        // Every writer sends msg.count updates as fast as it can; the writers interleave,
+        // each yielding to the event loop after msg.chunk sends so sockets get written.
+        cpuBase = cpuNow()
+        const writers = [...clients.values()].filter((c) => c.role === 'writer')
+        const wait = msg.startUs - nowUs()
+        if (wait > 0) await sleep(wait / 1000)
+        const firstSendUs = writers.length ? nowUs() : null
+        await Promise.all(writers.map(async (c) => {
+          for (let k = 0; k < msg.count; k++) {
+            if (c.closed) break
+            c.writeMarker()
+            stats.sent++
+            if ((k + 1) % msg.chunk === 0) await new Promise((resolve) => setImmediate(resolve))
+          }
+        }))
+        send({ type: 'sent', sent: stats.sent, firstSendUs, lastSendUs: writers.length ? nowUs() : null })
       } else if (msg.type === 'stats') {
         send({ type: 'stats', received: stats.received, sent: stats.sent, disconnects: stats.disconnects.length })
       } else if (msg.type === 'report') {
@@ -638,7 +668,8 @@ const runJoin = async (opts) => {
   const echoed = new Promise((resolve) => { seeder.onUpdate = (buf) => { if (buf.length > 1000) resolve() } })
   const tSeed = nowUs()
   seeder.ws.send(updateFrame(seed))
-  await withTimeout(echoed, opts.connectTimeoutMs, 'seed update echo')
+  if (opts.stateless) await sleep(500) // no echo to wait for, and nothing is kept anyway
+  else await withTimeout(echoed, opts.connectTimeoutMs, 'seed update echo')
   log(`seeded ${seed.length} bytes in ${((nowUs() - tSeed) / 1000).toFixed(1)} ms`)
 
   const clients = []
@@ -646,7 +677,8 @@ const runJoin = async (opts) => {
   const placement = new Map()
   const clientsByWorker = Array.from({ length: opts.procs }, () => [])
   clients.forEach((c, i) => { placement.set(c.id, i % opts.procs); clientsByWorker[i % opts.procs].push(c) })
-  const workers = await startWorkers(opts.procs, clientsByWorker, { connectTimeoutMs: opts.connectTimeoutMs, textName: opts.textName, expectLength: opts.expectLength, warmup: opts.seed })
+  const expectLength = opts.stateless ? null : opts.expectLength
+  const workers = await startWorkers(opts.procs, clientsByWorker, { connectTimeoutMs: opts.connectTimeoutMs, textName: opts.textName, expectLength, warmup: opts.seed })
   emit.workers = workers
   emit({ event: 'phase', phase: 'run' })
   await sleep(PHASE_PAUSE_MS)
@@ -672,6 +704,119 @@ const runJoin = async (opts) => {
   }
 }
 
+/** Put `clients` on workers: writers on worker 0 alone when there is more than one worker. */
+const place = (clients, procs) => {
+  const placement = new Map()
+  const clientsByWorker = Array.from({ length: procs }, () => [])
+  let rr = 0
+  for (const c of clients) {
+    const wi = procs > 1 ? (c.role === 'writer' ? 0 : 1 + (rr++ % (procs - 1))) : 0
+    placement.set(c.id, wi)
+    clientsByWorker[wi].push(c)
+  }
+  return { placement, clientsByWorker }
+}
+
+/** burst: writers send as fast as they can into one room; readers must get every update. */
+const runBurst = async (opts) => {
+  const room = `${opts.roomPrefix}-burst`
+  const clients = []
+  for (let i = 0; i < opts.writers; i++) clients.push({ id: i, room, role: 'writer', url: opts.urlPrefix + room })
+  for (let i = 0; i < opts.readers; i++) clients.push({ id: opts.writers + i, room, role: 'reader', url: opts.urlPrefix + room })
+  const { placement, clientsByWorker } = place(clients, opts.procs)
+  const workers = await startWorkers(opts.procs, clientsByWorker, { connectTimeoutMs: opts.connectTimeoutMs, textName: 'content', expectLength: null })
+  emit.workers = workers
+  await connectInWaves(workers, placement, clients.map((c) => c.id), opts)
+  emit({ event: 'phase', phase: 'run' })
+  const cpuBefore = selfCpuUs()
+  const startUs = nowUs() + PHASE_PAUSE_MS * 1000
+  const replies = await withTimeout(
+    Promise.all(workers.map((w) => w.request({ type: 'burst', startUs, count: opts.updates, chunk: opts.chunk }, 'sent'))),
+    opts.timeoutS * 1000,
+    'writers'
+  )
+  const sent = replies.reduce((a, r) => a + r.sent, 0)
+  const firstSendUs = Math.min(...replies.map((r) => r.firstSendUs ?? Infinity))
+  const lastSendUs = Math.max(...replies.map((r) => r.lastSendUs ?? 0))
+  const expected = opts.writers * opts.updates * opts.readers
+  const drainUntil = Date.now() + opts.drainTimeoutS * 1000
+  let received = 0
+  for (;;) {
+    const st = await withTimeout(Promise.all(workers.map((w) => w.request({ type: 'stats' }, 'stats'))), 10000, 'stats')
+    received = st.reduce((a, r) => a + r.received, 0)
+    if (received >= expected || Date.now() > drainUntil) break
+    await sleep(50)
+  }
+  const rep = await collectReports(workers)
+  const complete = rep.received >= expected
+  const spanS = Math.max(1e-6, (Math.max(rep.lastRecvUs, lastSendUs) - firstSendUs) / 1e6)
+  const metrics = {
+    sent,
+    expected,
+    received: rep.received,
+    delivery_ratio: rep.received / expected,
+    burst_s: complete ? spanS : null,
+    send_s: (lastSendUs - firstSendUs) / 1e6,
+    delivered_per_s: rep.received / spanS,
+    phase_s: spanS,
+    latency_p50_ms: ms(histQuantile(rep.hist, 0.5)),
+    latency_p99_ms: ms(histQuantile(rep.hist, 0.99)),
+    latency_max_ms: ms(histQuantile(rep.hist, 1)),
+    disconnects: rep.disconnects.length,
+    disconnect_codes: [...new Set(rep.disconnects.map((d) => d.code))],
+    loadgen_cpu_s: (rep.cpuUs + selfCpuUs() - cpuBefore) / 1e6,
+    clients: clients.length
+  }
+  if (complete) return { status: 'ok', metrics }
+  const status = rep.disconnects.length ? 'failed' : 'timeout'
+  return { status, error: `${rep.received} of ${expected} deliveries arrived (${rep.disconnects.length} disconnects)`, metrics }
+}
+
+/** idle: sockets that sync and stay idle; the driver reads the server's memory at each stage. */
+const runIdle = async (opts) => {
+  const clients = []
+  let id = 0
+  for (let m = 0; m < opts.perRoom; m++) {
+    for (let r = 0; r < opts.rooms; r++) clients.push({ id: id++, role: 'raw', url: opts.urlPrefix + `${opts.roomPrefix}-note${r}` })
+  }
+  const placement = new Map()
+  const clientsByWorker = Array.from({ length: opts.procs }, () => [])
+  clients.forEach((c, i) => { placement.set(c.id, i % opts.procs); clientsByWorker[i % opts.procs].push(c) })
+  const workers = await startWorkers(opts.procs, clientsByWorker, { connectTimeoutMs: opts.connectTimeoutMs, textName: 'content', expectLength: null })
+  emit.workers = workers
+  const lines = createInterface({ input: process.stdin })
+  const pending = []
+  let stdinClosed = false
+  const waiters = []
+  lines.on('line', (line) => { if (waiters.length) waiters.shift()(line); else pending.push(line) })
+  lines.on('close', () => { stdinClosed = true; while (waiters.length) waiters.shift()(null) })
+  const measure = async (stage, sockets) => {
+    emit({ event: 'measure', stage, sockets })
+    const line = pending.length ? pending.shift() : stdinClosed ? null : await new Promise((resolve) => waiters.push(resolve))
+    if (line === null) await sleep(opts.measureWaitS * 1000)
+  }
+  emit({ event: 'phase', phase: 'run' })
+  const cpuBefore = selfCpuUs()
+  const t0 = nowUs()
+  await measure('idle', 0)
+  await connectInWaves(workers, placement, clients.slice(0, opts.rooms).map((c) => c.id), opts)
+  await measure('first', opts.rooms)
+  await connectInWaves(workers, placement, clients.slice(opts.rooms).map((c) => c.id), opts)
+  await measure('all', clients.length)
+  const rep = await collectReports(workers)
+  lines.close()
+  const metrics = {
+    clients: clients.length,
+    rooms: opts.rooms,
+    phase_s: (nowUs() - t0) / 1e6,
+    connect_sync_p50_ms: quantile(rep.syncTimes, 0.5),
+    disconnects: rep.disconnects.length,
+    loadgen_cpu_s: (rep.cpuUs + selfCpuUs() - cpuBefore) / 1e6
+  }
+  if (rep.disconnects.length) return { status: 'failed', error: `${rep.disconnects.length} idle sockets were closed by the server`, metrics }
+  return { status: 'ok', metrics }
+}
+
 const main = async () => {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
@@ -695,7 +840,12 @@ const main = async () => {
       seed: { type: 'string' },
       clients: { type: 'string', default: '100' },
       'text-name': { type: 'string', default: 'text' },
-      'expect-length': { type: 'string' }
+      'expect-length': { type: 'string' },
+      writers: { type: 'string', default: '4' },
+      updates: { type: 'string', default: '5000' },
+      chunk: { type: 'string', default: '20' },
+      'measure-wait-s': { type: 'string', default: '3' },
+      stateless: { type: 'boolean', default: false }
     }
   })
   const scenario = positionals[0]
@@ -719,7 +869,12 @@ const main = async () => {
     seed: values.seed,
     clients: Number(values.clients),
     textName: values['text-name'],
-    expectLength: values['expect-length'] === undefined ? null : Number(values['expect-length'])
+    expectLength: values['expect-length'] === undefined ? null : Number(values['expect-length']),
+    writers: Number(values.writers),
+    updates: Number(values.updates),
+    chunk: Math.max(1, Number(values.chunk)),
+    measureWaitS: Number(values['measure-wait-s']),
+    stateless: values.stateless
   }
   if (!opts.urlPrefix) throw new Error('--url-prefix is required')
   const require = createRequire(import.meta.url)
@@ -730,6 +885,8 @@ const main = async () => {
     if (scenario === 'fanout' || scenario === 'rooms') result = await runWriteScenario(opts, scenario)
     else if (scenario === 'trace') result = await runTrace(opts)
     else if (scenario === 'join') result = await runJoin(opts)
+    else if (scenario === 'burst') result = await runBurst(opts)
+    else if (scenario === 'idle') result = await runIdle(opts)
     else throw new Error(`unknown scenario ${scenario}`)
   } catch (err) {
     result = { status: err instanceof ScenarioError ? err.status : 'failed', error: String(err.message || err), metrics: {} }
