@@ -37,8 +37,9 @@ async def visit(server: LiveServer, note_id: str, typed: str = "") -> str:
             stored = health(server)["stored_updates"]
             client.text.insert(len(client.text), typed)
             await eventually(
-                lambda: (h := health(server))["stored_updates"] > stored
-                and h["unsaved_updates"] == 0,
+                lambda: (
+                    (h := health(server))["stored_updates"] > stored and h["unsaved_updates"] == 0
+                ),
                 what="stored",
             )
         return str(client.text)
