@@ -19,7 +19,8 @@ Invariants the concurrency story rests on:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,7 +37,7 @@ from .checks import as_now
 from .errors import ConflictError, InvalidError, NotFoundError, StoreError
 from .notes import check_note_id, find_note, get_note
 from .paging import Row
-from .schema import note_snapshots, note_updates, notes
+from .schema import note_snapshots, note_updates
 
 MAX_UPDATE_BYTES = 16 * 1024 * 1024
 MAX_SEQ = 2**63 - 1
@@ -165,21 +166,17 @@ def _append_rows(
     failures: dict[str, Exception],
     now: datetime,
 ) -> dict[str, list[int]]:
-    """One counter UPDATE and one INSERT for every note in ``payloads`` (none empty)."""
+    """One counter UPDATE and one INSERT (executemany) for every note in ``payloads`` (none
+    empty), as driver SQL made once per dialect (see _AppendSql): storing a batch builds and
+    compiles nothing."""
+    sql = _append_sql(conn.dialect)
     counts = {note_id: len(p) for note_id, p in payloads.items()}
+    when = sql.created_at(now)
     try:
         # Row locks on every note, held until the caller commits: appenders of one note
         # queue up behind them, so seqs commit in order (see the module docstring).
         allocated = dict(
-            conn.execute(
-                sa.update(notes)
-                .where(notes.c.id.in_(list(counts)), notes.c.deleted_at.is_(None))
-                .values(
-                    last_seq=notes.c.last_seq + sa.case(counts, value=notes.c.id),
-                    updated_at=now,
-                )
-                .returning(notes.c.id, notes.c.last_seq)
-            ).all()
+            conn.exec_driver_sql(sql.allocate, sql.allocate_params(counts, when)).all()
         )
         seqs, rows = {}, []
         for note_id, count in counts.items():
@@ -190,16 +187,92 @@ def _append_rows(
             first = last - count + 1
             seqs[note_id] = list(range(first, last + 1))
             rows += [
-                {"note_id": note_id, "seq": first + offset, "update": payload, "created_at": now}
+                sql.row(note_id, first + offset, payload, when)
                 for offset, payload in enumerate(payloads[note_id])
             ]
         if rows:
-            conn.execute(sa.insert(note_updates), rows)
+            conn.exec_driver_sql(sql.insert, rows)
     except sa_exc.IntegrityError:
         # Only rows written behind append's back can clash with an allocated seq.
         named = ", ".join(repr(note_id) for note_id in counts)
         raise ConflictError(f"note {named}: allocated seqs are already taken") from None
     return seqs
+
+
+@dataclass(frozen=True)
+class _AppendSql:
+    """append's two statements in the driver's own SQL and parameter style, made once per
+    dialect. Each takes any number of notes with the same text, so nothing is built or
+    compiled per batch (the group commit runs every few milliseconds).
+
+    The counter UPDATE takes each note row's lock. On PostgreSQL an UPDATE that changes no
+    key column takes FOR NO KEY UPDATE, not FOR UPDATE: inserts of rows that reference the
+    note (its snapshots, a version) take FOR KEY SHARE and are not blocked by it."""
+
+    allocate: str
+    allocate_params: Callable[[dict[str, int], Any], Any]
+    insert: str
+    row: Callable[[str, int, bytes, Any], Any]
+    created_at: Callable[[datetime], Any]
+
+
+_APPEND_SQL: dict[tuple[str, str], _AppendSql] = {}
+
+
+def _append_sql(dialect: sa.Dialect) -> _AppendSql:
+    key = (dialect.name, dialect.paramstyle)
+    sql = _APPEND_SQL.get(key)
+    if sql is None:
+        sql = _APPEND_SQL[key] = _make_append_sql(dialect)
+    return sql
+
+
+def _make_append_sql(dialect: sa.Dialect) -> _AppendSql:
+    columns = ["note_id", "seq", "update", "created_at"]
+    compiled = sa.insert(note_updates).compile(dialect=dialect, column_keys=columns)
+    # The same conversion SQLAlchemy applies to a bound datetime (UtcDateTime, then the
+    # dialect's own: SQLite stores text), done once per batch.
+    convert = note_updates.c.created_at.type.bind_processor(dialect) or (lambda value: value)
+    if dialect.name == "postgresql" and dialect.paramstyle == "pyformat":
+        return _AppendSql(
+            allocate=(
+                "UPDATE notes SET last_seq = notes.last_seq + batch.n, updated_at = %(now)s "
+                "FROM unnest(%(ids)s::text[], %(counts)s::bigint[]) AS batch(id, n) "
+                "WHERE notes.id = batch.id AND notes.deleted_at IS NULL "
+                "RETURNING notes.id, notes.last_seq"
+            ),
+            allocate_params=lambda counts, now: {
+                "ids": list(counts),
+                "counts": list(counts.values()),
+                "now": now,
+            },
+            insert=compiled.string,
+            row=lambda note_id, seq, update, now: {
+                "note_id": note_id,
+                "seq": seq,
+                "update": update,
+                "created_at": now,
+            },
+            created_at=convert,
+        )
+    if dialect.name == "sqlite" and dialect.paramstyle == "qmark":
+        order = compiled.positiontup or []
+        if order != columns:
+            raise RuntimeError(f"unexpected parameter order for note_updates: {order}")
+        return _AppendSql(
+            allocate=(
+                "UPDATE notes SET last_seq = last_seq + "
+                "(SELECT batch.value FROM json_each(?) AS batch WHERE batch.key = notes.id), "
+                "updated_at = ? "
+                "WHERE id IN (SELECT key FROM json_each(?)) AND deleted_at IS NULL "
+                "RETURNING id, last_seq"
+            ),
+            allocate_params=lambda counts, now: (json.dumps(counts), now, json.dumps(counts)),
+            insert=compiled.string,
+            row=lambda note_id, seq, update, now: (note_id, seq, update, now),
+            created_at=convert,
+        )
+    raise RuntimeError(f"no append statements for {dialect.name} ({dialect.paramstyle})")
 
 
 def append_updates(

@@ -6,6 +6,10 @@ per-note fallback, so one bad note cannot sink the others). SQLite has a single 
 transaction per window is both the fastest and the fairest way to share it. A note is in at
 most one batch at a time, which keeps its updates in order.
 
+Batches are written by the persister's Writer (persistence/writer.py): one thread that lives as
+long as the flusher, keeps its connection while batches come, and answers on the loop. No
+thread-pool hand-off and no pool checkout per batch, and append's statements are made once.
+
 The persister owns everything about storing: what is pending, what is in flight, how long each
 note's log is (to queue compactions), and each note's retry backoff. A failed write goes back
 to the front of its note's queue and is retried after a delay that doubles up to a ceiling;
@@ -17,14 +21,18 @@ anything unstored is "dirty", and the registry never unloads a dirty room.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+
 from persistence import update_log
 from persistence.engine import Database
 from persistence.errors import NotFoundError
+from persistence.writer import Writer
 
 from .health import STORAGE_ERRORS, StorageHealth
 from .jobs import enqueue_compactions
@@ -33,6 +41,9 @@ from .room import Room
 log = logging.getLogger("coscribe.persister")
 
 FIRST_RETRY_S = 0.1
+# How long stopping waits for a batch being written (a statement is bounded by the
+# connection's own timeouts; this only keeps shutdown from hanging on a stuck one).
+STOP_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -82,6 +93,8 @@ class Persister:
         self.on_compaction_queued = on_compaction_queued
         self.on_note_gone = on_note_gone
         self.stats = Stats()
+        self.writer = Writer(db, name="persister's writer")
+        self.stop_timeout_s = STOP_TIMEOUT_S
         self._logs: dict[str, _Log] = {}
         self._ready: set[str] = set()  # notes with pending updates and no retry scheduled
         self._busy = False  # a batch is being written
@@ -135,7 +148,17 @@ class Persister:
     # --- running ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """The flusher: runs until cancelled, and never dies of an error."""
+        """The flusher: runs until cancelled, and never dies of an error. The writer thread
+        lives as long as it does (stop after flush: nothing is left to write then)."""
+        self.writer.start()
+        try:
+            await self._loop()
+        finally:
+            # At once unless a batch is being written (the flusher was cancelled mid-write):
+            # that one is finished, not abandoned; waited for off the loop.
+            await asyncio.to_thread(self.writer.stop, self.stop_timeout_s)
+
+    async def _loop(self) -> None:
         while True:
             await self._wake.wait()
             if not self._urgent:
@@ -187,7 +210,7 @@ class Persister:
             writes[entry.note_id] = entry.in_flight
         self._busy = True
         try:
-            failures = await asyncio.to_thread(self._write, writes)
+            failures = await self._write(writes)
         finally:
             self._busy = False
         self.stats.flushes += 1
@@ -207,21 +230,13 @@ class Persister:
         if to_compact:
             await self._queue_compactions(to_compact)
 
-    def _write(self, batch: dict[str, list[bytes]]) -> dict[str, BaseException]:
-        """Runs in a worker thread: one transaction for the whole batch (update_log.append
+    async def _write(self, batch: dict[str, list[bytes]]) -> dict[str, BaseException]:
+        """One transaction for the whole batch, on the writer thread (update_log.append
         writes it note by note if it fails as a whole, so one bad note cannot sink the rest)."""
         try:
-            with self.db.begin() as conn:
-                result = update_log.append(conn, batch)
+            return await self.writer.submit(functools.partial(_append, batch))
         except STORAGE_ERRORS as exc:  # the transaction itself (connect, commit) failed
-            return {note_id: exc for note_id in batch}
-        if result.batch_error is not None:
-            log.debug(
-                "batch of %d notes failed (%s); stored them one by one",
-                len(batch),
-                result.batch_error,
-            )
-        return dict(result.failures)
+            return dict.fromkeys(batch, exc)
 
     # --- outcomes -------------------------------------------------------------------------------
 
@@ -296,6 +311,18 @@ class Persister:
             entry.rows = 0  # the job will fold them into a snapshot
         if self.on_compaction_queued is not None:
             self.on_compaction_queued()
+
+
+def _append(batch: dict[str, list[bytes]], conn: sa.Connection) -> dict[str, BaseException]:
+    """Runs on the writer thread, in its transaction."""
+    result = update_log.append(conn, batch)
+    if result.batch_error is not None:
+        log.debug(
+            "batch of %d notes failed (%s); stored them one by one",
+            len(batch),
+            result.batch_error,
+        )
+    return dict(result.failures)
 
 
 def _first_line(error: BaseException | str) -> str:

@@ -1,7 +1,15 @@
 """RoomRegistry: the live rooms. Opens each note once however many connections race for it,
-loads it from storage before anything is synced, and unloads it when the last connection has
-left and everything it received is stored. Server-side edits (REST, restore) go through
-``edit``, which waits for storage for at most ``storage_wait_s``.
+loads it from storage before anything is synced, and unloads it once the last connection has
+left, everything it received is stored and a grace period has passed. Server-side edits
+(REST, restore) go through ``edit``, which waits for storage for at most ``storage_wait_s``.
+
+A room nobody uses stays loaded for ``room_unload_grace_s`` (like Hocuspocus's unload
+debounce): a client that reconnects, or a REST edit, finds it in memory instead of paying a
+load (a second for a long uncompacted log). At most ``max_idle_rooms`` are kept; past that the
+longest-idle go first. An idle room is always stored: what it received was flushed when its
+last user left, and a dirty room is never unloaded. A note deleted while its room is idle is
+unloaded at once (``close_note``), so a later connection or read goes to storage and is told
+the note is gone; every other change to a note goes through its room.
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -58,6 +67,7 @@ class Stats:
     loads: int = 0
     unloads: int = 0
     load_failures: int = 0
+    reuses: int = 0  # an idle room taken up again (a join or an edit) instead of a load
 
 
 class RoomRegistry:
@@ -69,7 +79,14 @@ class RoomRegistry:
         self.stats = Stats()
         self._tick_failures = Failures(log, "the room ticker")
         self._opening: dict[str, asyncio.Future[Room]] = {}
+        # Loaded rooms nobody uses, longest idle first (a room moves to the end when it
+        # becomes idle again), with when they became idle.
+        self._idle: dict[str, float] = {}
         self.closing = False
+
+    @property
+    def idle_rooms(self) -> int:
+        return len(self._idle)
 
     # --- join / leave ---------------------------------------------------------------------
 
@@ -97,7 +114,7 @@ class RoomRegistry:
         finally:
             room.leases -= 1
             if room.idle:
-                await self._unload_if_idle(room)
+                await self._rest(room)
 
     async def edit(self, note_id: str, change: Callable[[Room], T]) -> T:
         """Run change(room) on the note's live room, then wait until what it changed is stored.
@@ -131,13 +148,17 @@ class RoomRegistry:
             # The room may have been unloaded while we waited: use only the registered one.
             # Nothing awaits between this check and the caller attaching to the room.
             if self.rooms.get(note_id) is room:
+                if self._idle.pop(note_id, None) is not None:
+                    self.stats.reuses += 1
                 return room
 
     def live(self, note_id: str) -> Room | None:
         return self.rooms.get(note_id)
 
     def close_note(self, note_id: str, code: int) -> int:
-        """Disconnect every client of a note (deleted, access revoked). Returns how many."""
+        """Disconnect every client of a note that was deleted, and unload its room if nobody
+        else holds it and it is stored (a dirty one is unloaded when the persister finds the
+        note gone): what it holds must not be served again. Returns how many were closed."""
         room = self.rooms.get(note_id)
         if room is None:
             return 0
@@ -145,6 +166,8 @@ class RoomRegistry:
         for connection in connections:
             connection.abort(code)
             room.leave(connection)
+        if room.idle and not self.persister.dirty(note_id):
+            self._unload(room)
         return len(connections)
 
     def _open_once(self, note_id: str) -> asyncio.Future[Room]:
@@ -209,7 +232,37 @@ class RoomRegistry:
     async def leave(self, room: Room, connection: Connection) -> None:
         room.leave(connection)
         if room.idle:
+            await self._rest(room)
+
+    def _became_idle(self, room: Room) -> None:
+        self._idle.pop(room.note_id, None)
+        self._idle[room.note_id] = time.monotonic()
+
+    async def _rest(self, room: Room) -> None:
+        """The room's last user left: store what it holds at once (skipping the batching
+        window), then unload it, or keep it for the grace period."""
+        self._became_idle(room)
+        if self.settings.room_unload_grace_s == 0 or self.settings.max_idle_rooms == 0:
             await self._unload_if_idle(room)
+            return
+        if self.persister.dirty(room.note_id):
+            await self.persister.flush(room.note_id, timeout=self.settings.storage_wait_s)
+        self._trim_idle()
+
+    def _trim_idle(self) -> None:
+        """Past max_idle_rooms, unload the longest-idle stored rooms (a dirty one is skipped:
+        the persister is storing it, and a later tick trims again)."""
+        excess = len(self._idle) - self.settings.max_idle_rooms
+        for note_id in list(self._idle):
+            if excess <= 0:
+                return
+            room = self.rooms.get(note_id)
+            if room is None or not room.idle:  # not idle any more: not ours to unload
+                self._idle.pop(note_id, None)
+                excess -= 1
+            elif not self.persister.dirty(note_id):
+                self._unload(room)
+                excess -= 1
 
     async def _unload_if_idle(self, room: Room) -> None:
         """Unload an idle room once it is stored: waits for storage for at most
@@ -217,16 +270,19 @@ class RoomRegistry:
         if self.persister.dirty(room.note_id):
             await self.persister.flush(room.note_id, timeout=self.settings.storage_wait_s)
         # Re-check after the await: someone may have joined, or written, meanwhile.
-        if (
-            room.idle
-            and not self.persister.dirty(room.note_id)
-            and self.rooms.get(room.note_id) is room
-        ):
-            del self.rooms[room.note_id]
-            room.close()
-            self.persister.forget(room.note_id)
-            self.stats.unloads += 1
-            log.debug("unloaded %r", room)
+        if room.idle and not self.persister.dirty(room.note_id):
+            self._unload(room)
+
+    def _unload(self, room: Room) -> None:
+        """Unload an idle, stored room (no await: nobody can join it meanwhile)."""
+        if self.rooms.get(room.note_id) is not room:
+            return
+        del self.rooms[room.note_id]
+        self._idle.pop(room.note_id, None)
+        room.close()
+        self.persister.forget(room.note_id)
+        self.stats.unloads += 1
+        log.debug("unloaded %r", room)
 
     async def tick(self) -> None:
         """Run every second: expire awareness states, take automatic versions, unload idle
@@ -238,6 +294,7 @@ class RoomRegistry:
             except Exception as exc:  # noqa: BLE001 - one room must not stop the others; logged
                 failed = True
                 self._tick_failures.failed(exc)
+        self._trim_idle()
         if not failed:
             self._tick_failures.succeeded()
 
@@ -246,8 +303,14 @@ class RoomRegistry:
         interval = self.settings.auto_version_interval_s
         if interval and room.wants_version(interval):
             await self._auto_version(room)
-        if room.idle and not self.persister.dirty(room.note_id):
-            await self._unload_if_idle(room)
+        if room.idle:
+            # Emptied without passing through leave (a revoked token, a slow client dropped).
+            since = self._idle.setdefault(room.note_id, time.monotonic())
+            waited = time.monotonic() - since
+            if waited >= self.settings.room_unload_grace_s and not self.persister.dirty(
+                room.note_id
+            ):
+                await self._unload_if_idle(room)
 
     async def _auto_version(self, room: Room) -> None:
         room.mark_versioned()

@@ -110,6 +110,20 @@ class Settings:
         "Websockets one note accepts at once; more are closed with 1013.",
         minimum=1,
     )
+    room_unload_grace_s: int = setting(
+        30,
+        "How long a note's room stays loaded after its last client left (0: unload at once), "
+        "so a client that reconnects, or a REST edit, does not wait for a load from storage.",
+        minimum=0,
+        maximum=24 * 3600,
+    )
+    max_idle_rooms: int = setting(
+        1000,
+        "Rooms kept loaded with nobody connected, within that grace; past it the longest-idle "
+        "are unloaded first. Each holds its note's document in memory (about its stored size "
+        "times a few).",
+        minimum=0,
+    )
     max_connections_per_address: int = setting(
         200,
         "Websockets one client address may hold at once; more are closed with 1013.",

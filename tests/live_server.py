@@ -25,6 +25,9 @@ def clean_env(extra: Mapping[str, str], cwd: Path) -> dict[str, str]:
     # Most tests are about something else than access control: they run with auth off, as
     # a loopback server may. The access tests and the web editor's turn it on.
     env["COSCRIBE_AUTH"] = "false"
+    # Rooms unload as soon as their last client leaves, which many tests wait for; the
+    # tests of the unload grace set one.
+    env["COSCRIBE_ROOM_UNLOAD_GRACE_S"] = "0"
     env.update(extra)
     return env
 

@@ -41,7 +41,8 @@ class Channel:
 @pytest.fixture
 async def rooms(db):
     persister = Persister(db, window_s=0.005, retry_max_s=0.2)
-    registry = RoomRegistry(db, Settings(), persister)
+    # Rooms unload when their last user leaves (the grace has tests of its own, live).
+    registry = RoomRegistry(db, Settings(room_unload_grace_s=0), persister)
     persister.on_note_gone = registry.note_gone
     flusher = Background(logging.getLogger("test"))
     flusher.spawn("persister", persister.run())
