@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from . import closecodes
 from .auth import OPEN, Principal
 from .output import Frame, Output
+from .waiting import Flag
 
 log = logging.getLogger("coscribe.connection")
 
@@ -58,7 +59,7 @@ class Connection:
         self._max_bytes = max_bytes
         self._closing: asyncio.Task[None] | None = None
         self.close_code: int | None = None
-        self.closed = asyncio.Event()
+        self.closed = Flag()
         # Awareness entries of this connection's that were over a limit or not its own.
         self.awareness_dropped = 0
         self.principal = principal

@@ -13,6 +13,7 @@ import logging
 import time
 from urllib.parse import urlsplit
 
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from crdt import protocol
@@ -71,6 +72,15 @@ def origin_allowed(websocket: WebSocket, allowed: frozenset[str]) -> bool:
     return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
 
 
+class NoteSocket:
+    """The endpoint as a plain ASGI app rather than a function endpoint: Starlette wraps a
+    function in two closures and an exception-handling layer whose frames each open socket
+    would keep suspended for its whole life; no exception handler applies to a socket."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await note_socket(WebSocket(scope, receive, send))
+
+
 async def note_socket(websocket: WebSocket) -> None:
     app = services(websocket.app)
     settings = app.settings
@@ -82,7 +92,15 @@ async def note_socket(websocket: WebSocket) -> None:
     )
     await websocket.accept(subprotocol)
     with app.addresses.hold(address) as held:
-        await _serve(websocket, settings, peer, token, held)
+        try:
+            async with asyncio.timeout(settings.storage_wait_s):
+                admitted = await _admit(websocket, settings, peer, token, held)
+        except STORAGE_ERRORS as exc:
+            # The token or the note could not be read: an outage, not the client's fault.
+            app.health.failed(exc, write=False)
+            return await _refuse(websocket, peer, closecodes.INTERNAL, "storage unavailable")
+        if admitted is not None:
+            await _session(websocket, settings, peer, *admitted)
 
 
 async def _refuse(websocket: WebSocket, peer: str, code: int, why: str) -> None:
@@ -92,20 +110,6 @@ async def _refuse(websocket: WebSocket, peer: str, code: int, why: str) -> None:
         with contextlib.suppress(OSError, RuntimeError):
             await websocket.send_bytes(protocol.auth_denied(closecodes.REASONS[code]))
     await websocket.close(code, closecodes.REASONS.get(code, why)[:120])
-
-
-async def _serve(
-    websocket: WebSocket, settings: Settings, peer: str, token: str | None, held: int
-) -> None:
-    try:
-        async with asyncio.timeout(settings.storage_wait_s):
-            admitted = await _admit(websocket, settings, peer, token, held)
-    except STORAGE_ERRORS as exc:
-        # The token or the note could not be read: an outage, not the client's fault.
-        services(websocket.app).health.failed(exc, write=False)
-        return await _refuse(websocket, peer, closecodes.INTERNAL, "storage unavailable")
-    if admitted is not None:
-        await _session(websocket, settings, peer, *admitted)
 
 
 async def _admit(
