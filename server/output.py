@@ -30,6 +30,8 @@ from websockets.frames import Opcode
 from .waiting import Flag, Inbox
 
 EXTENSION = "coscribe.transport"
+# The first byte of a pong as a server sends it: FIN and the opcode.
+PONG = bytes([0x80 | Opcode.PONG])
 
 
 class Frame:
@@ -124,6 +126,30 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             # The handshake's request and response (two header maps, about 3 kB) are only
             # read until the response is sent; the scope keeps the headers the app reads.
             self.request = self.response = None  # type: ignore[assignment]
+
+    def handle_ping(self) -> None:
+        # websockets queued a pong for each ping. A peer that pings and does not read what
+        # it is sent would fill the write buffer with pongs as fast as it sends pings, out
+        # of reach of the Connection's bound: while the transport is over its high-water
+        # mark (not writable), its pongs are dropped (anything else queued still goes out)
+        # and reading stops until it reads again, else parsing its flood holds the loop.
+        if self.writable.is_set():
+            super().handle_ping()
+            return
+        output = [data for data in self.conn.data_to_send() if data[:1] != PONG]
+        if output:
+            self.transport.write(b"".join(output))
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        # Reading paused above resumes once the peer reads; reading paused by uvicorn for
+        # messages the app has not taken yet resumes when it takes them (receive()).
+        if self.read_paused and self.queue.empty() and not self.close_sent:
+            self.read_paused = False
+            self.transport.resume_reading()
 
 
 SendBytes = Callable[[bytes], Awaitable[None]]

@@ -131,7 +131,8 @@ class Settings:
     )
     max_updates_per_s: int = setting(
         100,
-        "Update and awareness messages per second one websocket may send, on average.",
+        "Messages (updates, awareness, sync requests, any other) per second one websocket "
+        "may send, on average.",
         minimum=1,
     )
     update_burst: int = setting(

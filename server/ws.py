@@ -34,14 +34,6 @@ from .settings import Settings
 log = logging.getLogger("coscribe.ws")
 
 CLOSE_WAIT_S = 5
-# Messages that cost the room work, and so count against a connection's rate (a query is
-# answered with every awareness state of the note).
-RATED = (
-    protocol.SyncStep2,
-    protocol.SyncUpdate,
-    protocol.AwarenessUpdate,
-    protocol.QueryAwareness,
-)
 
 
 class Rate:
@@ -189,7 +181,10 @@ async def _session(
                 break
             try:
                 decoded = protocol.decode(frame)
-                if isinstance(decoded, RATED) and not rate.take():
+                # Every message counts, not only those that cost the room work: a step 1 is
+                # answered with the whole document, and a flood of ignored messages (unknown
+                # types) still holds the event loop and this socket's reader.
+                if not rate.take():
                     log.warning("%r: over %d messages/s, closing", connection, rate.rate)
                     connection.abort(closecodes.POLICY, "too many messages per second")
                     break
