@@ -30,6 +30,8 @@ from websockets.frames import Opcode
 from .waiting import Flag, Inbox
 
 EXTENSION = "coscribe.transport"
+# How much of one socket read is parsed at a time: a slice holds at most 585 minimal frames.
+INBOUND_SLICE = 4096
 # The first byte of a pong as a server sends it: FIN and the opcode.
 PONG = bytes([0x80 | Opcode.PONG])
 
@@ -112,6 +114,59 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         # the base class pauses reading after each one until the app has taken it.
         self.queue = Inbox()  # type: ignore[assignment]
         self.writable = Flag(True)  # type: ignore[assignment]
+        self._held = b""  # bytes read but not parsed yet (data_received)
+        self._held_at = 0
+
+    def data_received(self, data: bytes) -> None:
+        # One read of the socket can hold 256 KiB of frames, and websockets parses a read
+        # into events all at once: 37,000 seven-byte frames became 9 MiB of messages waiting
+        # for the app. Parse it a slice at a time instead, and keep the bytes of the rest
+        # (with reading paused) until the app has taken what the slices before gave.
+        if self._held:
+            self._held = self._held[self._held_at :] + data
+        else:
+            self._held = data
+        self._held_at = 0
+        self._feed()
+
+    def _feed(self) -> None:
+        held = self._held
+        # After the close frame, messages are discarded, not queued: read on for the reply.
+        while self._held_at < len(held) and (self.queue.empty() or self.close_sent):
+            if self.transport.is_closing():
+                held = b""  # a protocol error closed it: the rest is not read
+                break
+            start = self._held_at
+            self._held_at = start + INBOUND_SLICE
+            super().data_received(held[start : self._held_at])
+        if self._held_at >= len(held):
+            self._held, self._held_at = b"", 0
+        elif not self.read_paused:
+            # Not paused by a message (the app has yet to take the connect event).
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    async def receive(self) -> Any:
+        message = await self.queue.get()
+        if self.queue.empty():
+            self._feed()
+            if self.read_paused and self.queue.empty() and not self._held:
+                self.read_paused = False
+                self.transport.resume_reading()
+        return message
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._held and not self.close_sent:
+            # What the client sent before it went still reaches the app (and is stored);
+            # only data messages: nothing can be answered on a lost connection.
+            self.conn.receive_data(self._held[self._held_at :])
+            for event in self.conn.events_received():
+                if isinstance(event, WireFrame) and event.opcode in (Opcode.BINARY, Opcode.CONT):
+                    (self.handle_bytes if event.opcode is Opcode.BINARY else self.handle_cont)(
+                        event
+                    )
+        self._held, self._held_at = b"", 0
+        super().connection_lost(exc)
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -126,6 +181,8 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             # The handshake's request and response (two header maps, about 3 kB) are only
             # read until the response is sent; the scope keeps the headers the app reads.
             self.request = self.response = None  # type: ignore[assignment]
+        elif message["type"] == "websocket.close" and self._held:
+            self._feed()  # the peer's closing reply may be among the bytes held
 
     def handle_ping(self) -> None:
         # websockets queued a pong for each ping. A peer that pings and does not read what
@@ -147,7 +204,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         super().resume_writing()
         # Reading paused above resumes once the peer reads; reading paused by uvicorn for
         # messages the app has not taken yet resumes when it takes them (receive()).
-        if self.read_paused and self.queue.empty() and not self.close_sent:
+        if self.read_paused and self.queue.empty() and not self._held and not self.close_sent:
             self.read_paused = False
             self.transport.resume_reading()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import threading
 import time
@@ -545,6 +546,39 @@ async def test_a_ping_flood_from_a_client_that_never_reads_is_throttled(live):
     report(
         "ping flood",
         pings_sent_mib=f"{sum(sent) / MiB:.1f} of {40 * len(pings) / MiB:.0f}",
+        rss_growth_mib=f"{memory.growth / MiB:.1f}",
+        latency=summary,
+    )
+
+
+async def test_a_flood_of_tiny_frames_is_parsed_a_slice_at_a_time(live):
+    """websockets parses a whole socket read (up to 256 KiB) into messages at once: 5 sockets
+    sending 1.4 MB each of 7-byte frames, with the burst limit lifted so nothing closes them,
+    made 49 MiB of waiting messages. The server parses 4 KiB of a read at a time now, and the
+    rest waits as bytes until the app took what came before."""
+    server = live(COSCRIBE_UPDATE_BURST="10000000", COSCRIBE_MAX_UPDATES_PER_S="10000000")
+    assert server.process is not None
+    async with Room(server) as room:
+        attackers = [RawSocket(server.port, NOTE) for _ in range(5)]
+        await room.wait_connections(READERS + 1 + len(attackers), 10)
+        # A message type nobody knows: decoded and ignored, one per frame.
+        flood = attackers[0].frame(b"\x07") * 200_000
+
+        def attack(attacker: RawSocket) -> None:
+            attacker.send_raw(flood)
+
+        with RssSampler(server.process.pid) as memory:
+            attacking = [in_thread(functools.partial(attack, a)) for a in attackers]
+            await room.write_while(lambda: not all(a.done() for a in attacking), every_s=0.02)
+            await asyncio.gather(*attacking)
+            await room.all_arrived()
+        summary = room.check_latency()
+        for attacker in attackers:
+            attacker.close()
+    assert memory.growth < 8 * MiB, memory.growth  # 20-49 MiB before
+    report(
+        "tiny-frame flood",
+        sent_mb=f"{5 * len(flood) / 1e6:.1f}",
         rss_growth_mib=f"{memory.growth / MiB:.1f}",
         latency=summary,
     )
