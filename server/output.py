@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -27,7 +28,10 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import Frame as WireFrame
 from websockets.frames import Opcode
 
+from .rate import Rate
 from .waiting import Flag, Inbox
+
+log = logging.getLogger("coscribe.ws")
 
 EXTENSION = "coscribe.transport"
 # How much of one socket read is parsed at a time: a slice holds at most 585 minimal frames.
@@ -108,8 +112,20 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websocket protocol, offering the app a TransportOutput for its socket, and
     lighter per socket: an idle server is thousands of these."""
 
+    # Pings are answered here, below the app and its message rate: they get a bucket of
+    # their own with the same limits (configured()).
+    max_pings_per_s: float = 100.0
+    ping_burst: int = 1000
+
+    @classmethod
+    def configured(cls, max_pings_per_s: float, ping_burst: int) -> type[DirectWebSocketProtocol]:
+        return type(
+            cls.__name__, (cls,), {"max_pings_per_s": max_pings_per_s, "ping_burst": ping_burst}
+        )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._pings = Rate(self.max_pings_per_s, self.ping_burst)
         # Same interface, a tenth of the memory (waiting.py). Inbound messages stay bounded:
         # the base class pauses reading after each one until the app has taken it.
         self.queue = Inbox()  # type: ignore[assignment]
@@ -185,6 +201,16 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             self._feed()  # the peer's closing reply may be among the bytes held
 
     def handle_ping(self) -> None:
+        if self.close_sent:
+            return
+        if not self._pings.take():
+            # A flood of pings from a client that reads costs the loop a pong each.
+            log.warning("%s: over %g pings/s, closing", _peer(self.client), self.max_pings_per_s)
+            self.conn.fail(1008, "too many pings")
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self.transport.close()
+            return
         # websockets queued a pong for each ping. A peer that pings and does not read what
         # it is sent would fill the write buffer with pongs as fast as it sends pings, out
         # of reach of the Connection's bound: while the transport is over its high-water
@@ -207,6 +233,10 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.read_paused and self.queue.empty() and not self._held and not self.close_sent:
             self.read_paused = False
             self.transport.resume_reading()
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
 SendBytes = Callable[[bytes], Awaitable[None]]

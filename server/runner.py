@@ -76,7 +76,7 @@ def run(app: Starlette, settings: Settings, *, first_token: str | None = None) -
         port=settings.port,
         log_level=settings.log_level,
         lifespan="on",
-        ws=DirectWebSocketProtocol,
+        ws=DirectWebSocketProtocol.configured(settings.max_updates_per_s, settings.update_burst),
         # Compression makes every socket's frames different bytes, so a broadcast could not
         # write one frame to all; Yjs updates are small and y-websocket's Node server does
         # not compress either.

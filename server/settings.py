@@ -132,7 +132,7 @@ class Settings:
     max_updates_per_s: int = setting(
         100,
         "Messages (updates, awareness, sync requests, any other) per second one websocket "
-        "may send, on average.",
+        "may send, on average; pings have a budget of their own of the same size.",
         minimum=1,
     )
     update_burst: int = setting(

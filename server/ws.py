@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from urllib.parse import urlsplit
 
 from starlette.types import Receive, Scope, Send
@@ -26,6 +25,7 @@ from .auth import Principal, Refused, socket_token
 from .connection import Connection
 from .health import STORAGE_ERRORS
 from .output import EXTENSION, Output, QueuedOutput
+from .rate import Rate
 from .registry import NoteUnavailable
 from .room import NoteFull
 from .services import services
@@ -34,25 +34,6 @@ from .settings import Settings
 log = logging.getLogger("coscribe.ws")
 
 CLOSE_WAIT_S = 5
-
-
-class Rate:
-    """A token bucket: `rate` messages per second on average, `burst` at once."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = float(burst)
-        self.at = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 def origin_allowed(websocket: WebSocket, allowed: frozenset[str]) -> bool:

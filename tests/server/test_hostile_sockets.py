@@ -359,8 +359,10 @@ async def stored_text(live: Callable[..., LiveServer], server: LiveServer) -> st
 
 @pytest.mark.parametrize(
     ("updates", "partial"),
-    [(0, False), (3, False), (3, True)],
-    ids=["after-handshake", "after-3-updates", "in-the-middle-of-a-frame"],
+    # 500 updates in one write are more than one 4 KiB parse slice: the rest is still held
+    # as bytes when the FIN arrives, and must reach the app all the same.
+    [(0, False), (3, False), (3, True), (500, False)],
+    ids=["after-handshake", "after-3-updates", "in-the-middle-of-a-frame", "after-500-updates"],
 )
 async def test_a_half_closed_socket_is_closed_and_what_it_sent_is_kept(live, updates, partial):
     server = live()
@@ -516,7 +518,7 @@ async def test_a_ping_flood_from_a_client_that_never_reads_is_throttled(live):
     """Pings are answered by the websocket layer, below the app and its bounds: 50 MB of
     pings from a client that never reads made 50 MB of pongs wait in its write buffer, and
     parsing them held the event loop (p50 fan-out latency 1.2 s). Now the server stops
-    reading from it until it reads."""
+    reading from it until it reads, or closes it once past its budget of pings."""
     server = live()
     assert server.process is not None
     async with Room(server) as room:
@@ -533,6 +535,8 @@ async def test_a_ping_flood_from_a_client_that_never_reads_is_throttled(live):
                     sent.append(len(pings))
             except TimeoutError:
                 pass  # the server does not read any more: its buffers and ours are full
+            except ConnectionError:
+                pass  # or it read past the ping budget and closed the socket (1008)
 
         with RssSampler(server.process.pid) as memory:
             attacking = in_thread(attack)
@@ -582,3 +586,30 @@ async def test_a_flood_of_tiny_frames_is_parsed_a_slice_at_a_time(live):
         rss_growth_mib=f"{memory.growth / MiB:.1f}",
         latency=summary,
     )
+
+
+async def test_a_ping_flood_from_a_client_that_reads_is_closed(live):
+    """A client that reads its pongs is never paused: its pings get a budget of their own,
+    and past it the socket is closed with 1008 while the room keeps up."""
+    server = live()
+    assert server.process is not None
+    async with Room(server) as room:
+        attacker = RawSocket(server.port, NOTE)
+        await room.wait_connections(READERS + 2, 10)
+        pings = attacker.frame(b"p", Opcode.PING) * 5_000
+
+        def attack() -> int | None:
+            with contextlib.suppress(OSError):
+                attacker.send_raw(pings)
+            return attacker.read_to_end(20)  # reads every pong, then the close
+
+        start = time.monotonic()
+        attacking = in_thread(attack)
+        await room.write_while(lambda: not attacking.done(), every_s=0.02)
+        code = await attacking
+        took = time.monotonic() - start
+        await room.all_arrived()
+        summary = room.check_latency()
+        attacker.close()
+    assert code == 1008
+    report("ping flood, reading", close_code=code, closed_s=f"{took:.2f}", latency=summary)
