@@ -127,6 +127,7 @@ class _Read:
         self.rights: list[tuple[int, int, int, int]] = []
         self.parent_ids = False  # any item naming a type's id as its parent
         self.types = False  # any item holding a shared type
+        self.deletes = 0  # ranges in the delete set
         try:
             self._structs()
             self._delete_set()
@@ -324,6 +325,7 @@ class _Read:
         for _ in range(self.count(2, "delete set clients")):
             r.var_uint()
             for _ in range(self.count(2, "delete ranges")):
+                self.deletes += 1
                 clock = r.var_uint()
                 end = clock + r.var_uint()
                 if end > CLOCK_END:
@@ -369,6 +371,7 @@ class Checked:
 
     ends: dict[int, int]
     deep: list[tuple[int, int, int, int]]  # (client, start, end, depth)
+    deletes: int = 0  # ranges in the update's delete set
 
 
 def read_structs(update: bytes) -> _Read:
@@ -478,7 +481,7 @@ class _Resolver:
                         dep_client, known.get(dep_client, 0)
                     ):
                         self._missing(client, clock, dep_client, dep_clock)
-            return Checked(ends, deep)
+            return Checked(ends, deep, self.read.deletes)
         self.ends = ends
         self._index()
         for index, (client, clock, length, kind, *_rest) in enumerate(items):
@@ -490,7 +493,7 @@ class _Resolver:
             start = max(clock, known.get(client, 0))
             if depth > 0:
                 deep.append((client, start, clock + length, depth))
-        return Checked(ends, deep)
+        return Checked(ends, deep, self.read.deletes)
 
     def _missing(self, client: int, clock: int, dep_client: int, dep_clock: int) -> None:
         raise _invalid(
