@@ -40,6 +40,7 @@ from .output import Frame
 log = logging.getLogger("coscribe.room")
 
 EMPTY_UPDATE = b"\x00\x00"
+EMPTY_STATE_VECTOR = b"\x00"
 
 
 class NoteFull(Exception):
@@ -92,6 +93,8 @@ class Room:
         self._edited_at = 0.0
         self._versioned_at = time.monotonic()
         self._captured: list[bytes] = []
+        # The sync step 2 for a client that has nothing, until the doc changes.
+        self._whole: Frame | None = None
         # Checks every foreign update before pycrdt reads it, and knows how deeply the doc's
         # items are nested (built when the note was loaded, crdt.document.load_tracked).
         if tracker is None:
@@ -154,7 +157,7 @@ class Room:
         match message:
             case SyncStep1(state_vector):
                 # step2 always (even empty), then our step1 so the client sends what we miss.
-                connection.send(protocol.sync_step2(self.doc.get_update(state_vector)))
+                connection.send(self._sync_step2(state_vector))
                 connection.send(protocol.sync_step1(self.doc.get_state()))
             case SyncStep2(update) | SyncUpdate(update):
                 if connection.read_only:
@@ -171,6 +174,15 @@ class Room:
                 connection.send(protocol.awareness(empty if states is None else states))
             case _:
                 pass  # auth messages from clients and unknown types are ignored
+
+    def _sync_step2(self, state_vector: bytes) -> Frame | bytes:
+        if state_vector != EMPTY_STATE_VECTOR:
+            return protocol.sync_step2(self.doc.get_update(state_vector))
+        # A new client has nothing: every one that joins before the next change gets the same
+        # frame, encoded once (a crowd joining a big note would encode it once per client).
+        if self._whole is None:
+            self._whole = Frame(protocol.sync_step2(self.doc.get_update()))
+        return self._whole
 
     def _receive_awareness(
         self, connection: Connection, entries: tuple[protocol.AwarenessEntry, ...]
@@ -269,6 +281,8 @@ class Room:
 
     def _publish(self) -> None:
         captured, self._captured = self._captured, []
+        if captured:
+            self._whole = None
         for update in captured:
             self.size += len(update)
             for sink in self.sinks:

@@ -146,3 +146,34 @@ async def test_load_failure_stores_nothing_and_serves_nothing(rooms, db):
     assert caught.value.code == 1011
     assert channel.frames == [], "an empty doc must never be served for a note that has content"
     assert "corrupt" not in rooms.rooms
+
+
+async def test_new_clients_get_the_whole_note_and_it_is_encoded_once_per_change(rooms, db):
+    new_note(db, "crowd")
+    writer = Channel("crowd", "writer")
+    room = await rooms.join("crowd", writer.connection)
+    room.receive(writer.connection, protocol.decode(protocol.sync_update(update("first"))))
+    joiners = [Channel("crowd", f"joiner {i}") for i in range(3)]
+    for joiner in joiners:
+        await rooms.join("crowd", joiner.connection)
+        room.receive(joiner.connection, protocol.SyncStep1(b"\x00"))
+    whole = room._whole
+    assert whole is not None
+    # Another change: the next new client gets it too.
+    room.receive(writer.connection, protocol.decode(protocol.sync_update(update("second"))))
+    late = Channel("crowd", "late")
+    await rooms.join("crowd", late.connection)
+    room.receive(late.connection, protocol.SyncStep1(b"\x00"))
+    assert room._whole is not whole
+
+    def text_of(channel: Channel) -> str:
+        doc = pycrdt.Doc()
+        text = doc.get("content", type=pycrdt.Text)
+        for message in channel.messages():
+            if isinstance(message, protocol.SyncStep2):
+                doc.apply_update(message.update)
+        return str(text)
+
+    await eventually(lambda: all(text_of(j) for j in [*joiners, late]))
+    assert {text_of(j) for j in joiners} == {"first"}
+    assert sorted(text_of(late)) == sorted("firstsecond")
