@@ -310,7 +310,7 @@ class RoomRegistry:
             if waited >= self.settings.room_unload_grace_s and not self.persister.dirty(
                 room.note_id
             ):
-                await self._unload_if_idle(room)
+                self._unload(room)
 
     async def _auto_version(self, room: Room) -> None:
         room.mark_versioned()

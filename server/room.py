@@ -13,9 +13,10 @@ flight, how long the log is); broadcast never waits for it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import pycrdt
@@ -31,7 +32,7 @@ from crdt.protocol import (
     SyncStep2,
     SyncUpdate,
 )
-from crdt.validation import Checked, DepthTracker
+from crdt.validation import DepthTracker
 
 from . import closecodes
 from .connection import Connection
@@ -227,57 +228,56 @@ class Room:
         saw it: nothing applied) or InvalidUpdate (pycrdt refused it)."""
         self._make_room_for(len(update))
         checked = self.tracker.check(update)
-        if checked.deletes:
-            # A delete set may name what the doc deleted already, or items it does not have:
-            # only the doc's own update says exactly what changed.
-            return self._apply_observed(update, checked)
-        # Inserts only, each continuing what the doc has (the check refuses gaps and missing
-        # dependencies, so nothing stays pending): what changed is the part of the update
-        # the doc did not have. Cheaper than observing the doc: pycrdt builds a whole
-        # TransactionEvent for every observed transaction, 3x the integration itself under
-        # concurrent writers (bench/observer.py).
-        before = self.doc.get_state()
+        # With deletions, only the doc's own update says exactly what changed: a delete set
+        # may name what the doc deleted already, or items it does not have. Inserts alone each
+        # continue what the doc has (the check refuses gaps and missing dependencies, so
+        # nothing stays pending): what changed is the part of the update the doc did not have,
+        # which is much cheaper than observing: pycrdt builds a whole TransactionEvent for
+        # every observed transaction, 3x the integration itself under concurrent writers
+        # (bench/observer.py).
+        before = None if checked.deletes else self.doc.get_state()
         try:
-            apply_update(self.doc, update)
-        except InvalidUpdate:
-            self.tracker.commit(checked)
-            self.tracker.resync(decode_state_vector(self.doc.get_state()))
-            # Refused half-way: whatever did integrate must still be stored and broadcast.
-            if self.doc.get_state() != before:
-                self._captured.append(self.doc.get_update(before))
-            self._publish()
-            raise
-        self.tracker.commit(checked)
-        changed = pycrdt.get_update(update, before)
-        if changed != EMPTY_UPDATE:
-            self._captured.append(changed)
-            self._publish()
-
-    def _apply_observed(self, update: bytes, checked: Checked) -> None:
-        subscription = self.doc.observe(self._on_transaction)
-        try:
-            apply_update(self.doc, update)
+            with self._observed(before is None):
+                apply_update(self.doc, update)
         except InvalidUpdate:
             # Refused half-way: the clocks are pycrdt's (depths recorded stay, an overestimate).
             self.tracker.commit(checked)
-            self.tracker.resync(decode_state_vector(self.doc.get_state()))
+            after = self.doc.get_state()
+            self.tracker.resync(decode_state_vector(after))
+            # What did integrate must still be stored and broadcast.
+            if before is not None and after != before:
+                self._capture(self.doc.get_update(before))
             raise
         else:
             self.tracker.commit(checked)
+            if before is not None:
+                self._capture(pycrdt.get_update(update, before))
         finally:
-            self.doc.unobserve(subscription)
-            # An update may fail half-way through integrating and still change the doc: what
-            # did change is the doc's own, valid update, and must be stored and broadcast.
             self._publish()
 
+    @contextlib.contextmanager
+    def _observed(self, observe: bool = True) -> Iterator[None]:
+        """Capture the doc's own updates of the transactions made meanwhile."""
+        if not observe:
+            yield
+            return
+        subscription = self.doc.observe(self._on_transaction)
+        try:
+            yield
+        finally:
+            self.doc.unobserve(subscription)
+
+    def _capture(self, update: bytes) -> None:
+        # A transaction that changed nothing yields an empty update (b"\0\0"): for example a
+        # duplicate, or an update whose items wait for missing ones. Nothing to store or send.
+        if update != EMPTY_UPDATE:
+            self._captured.append(update)
+
     def _on_transaction(self, event: pycrdt.TransactionEvent) -> None:
-        # Called synchronously inside apply_update (and local edits): collect the doc's own
-        # update, which holds exactly what changed. A duplicate or still-pending update yields
-        # no transaction, so nothing is stored or broadcast twice.
-        # A transaction that changed nothing yields an empty update (b"\0\0"): for example an
-        # update whose items wait for missing ones. Nothing to store or send until they come.
-        if event.update != EMPTY_UPDATE:
-            self._captured.append(event.update)
+        # Called synchronously inside apply_update (and local edits) while observed: the doc's
+        # own update holds exactly what changed. A duplicate or still-pending update yields no
+        # transaction, so nothing is stored or broadcast twice.
+        self._capture(event.update)
 
     def _publish(self) -> None:
         captured, self._captured = self._captured, []
@@ -296,12 +296,8 @@ class Room:
         ``nbytes`` bounds what the change adds (the text inserted, the state restored): it is
         checked against the note's size limit first, and NoteFull means nothing changed."""
         self._make_room_for(nbytes)
-        subscription = self.doc.observe(self._on_transaction)
-        try:
-            with self.doc.transaction():
-                change(self.doc)
-        finally:
-            self.doc.unobserve(subscription)
+        with self._observed(), self.doc.transaction():
+            change(self.doc)
         for update in self._captured:  # the server's own items: the tracker must know them
             self.tracker.record(update)
         self._publish()
