@@ -123,7 +123,7 @@ class Bus:
         self._send(room.note_id, Entry(self.instance, AWARENESS, payload, id(connection)))
 
     def _send(self, note_id: str, entry: Entry) -> None:
-        if self.state != OK:
+        if self.state == DOWN:
             return  # re-synced when Redis is back
         if self._queued_bytes + len(entry.data) > self.max_queue_bytes:
             if note_id not in self._behind:
@@ -145,7 +145,7 @@ class Bus:
         read on from there, and ask the other instances for anything else."""
         key = self.stream(room.note_id)
         last: bytes | str = f"{self._redis_ms}-0" if self._redis_ms else "$"
-        if self.state == OK:
+        if self.state != DOWN:
             try:
                 async with asyncio.timeout(TAIL_TIMEOUT_S):
                     tail = await self.redis.xrange(key, "-", "+")
@@ -264,7 +264,7 @@ class Bus:
                 except REDIS_ERRORS as exc:
                     self._down(exc)
                     break
-            if not self._queue and self._behind and self.state == OK:
+            if not self._queue and self._behind and self.state != DOWN:
                 behind, self._behind = self._behind, set()
                 for note_id in behind:
                     room = self.rooms.get(note_id)
@@ -364,7 +364,7 @@ class Bus:
 
     async def close(self) -> None:
         """Send what is queued (briefly), say this instance is gone, and disconnect."""
-        if self.state == OK:
+        if self.state != DOWN:
             try:
                 async with asyncio.timeout(STOP_FLUSH_S):
                     while self._queue:
