@@ -94,6 +94,7 @@ class Bus:
         )
         self.state, self.since, self.error = STARTING, time.time(), None
         self._up_at = 0.0  # monotonic, when Redis last came up
+        self._rewind = False  # check the streams' ids once Redis is back
         self._watched: dict[str, bytes | str] = {}  # stream key -> last entry id read
         self._queue: collections.deque[tuple[str, Entry]] = collections.deque()
         self._queued_bytes = 0
@@ -243,6 +244,8 @@ class Bus:
                 continue
             backoff = BACKOFF_MIN_S
             self._up()
+            if self._rewind:
+                await self._rewind_streams()
             for key, entries in replies or ():
                 name = key.decode() if isinstance(key, bytes) else key
                 if name not in self._watched:
@@ -251,6 +254,16 @@ class Bus:
                 for entry_id, fields in entries:
                     self._watched[name] = entry_id
                     self._receive(note_id, fields)
+
+    async def _rewind_streams(self) -> None:
+        """After an outage: a Redis restarted empty starts streams afresh, and one whose clock
+        is behind ours may give ids below those read before. Read such streams from their
+        start, so the answers to this instance's re-sync are not skipped."""
+        self._rewind = False
+        for key, last in list(self._watched.items()):
+            newest = await self.redis.xrevrange(key, count=1)
+            if not newest or _entry_id(newest[0][0]) < _entry_id(last):
+                self._watched[key] = "0-0"
 
     async def write(self) -> None:
         """Send what is queued, in order, a pipeline at a time."""
@@ -348,6 +361,7 @@ class Bus:
         if self.state == DOWN:
             return
         self.state, self.since = DOWN, time.time()
+        self._rewind = True
         log.error("Redis unavailable (%s): serving local clients only until it is back", self.error)
         self._queue.clear()
         self._queued_bytes = 0
@@ -375,11 +389,11 @@ class Bus:
         await self.redis.aclose()
 
 
+def _entry_id(entry_id: object) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    ms, _, seq = text.partition("-")
+    return (int(ms), int(seq or 0)) if ms.isdigit() and (seq or "0").isdigit() else (0, 0)
+
+
 def _entry_ms(entry_id: object, default: int) -> int:
-    if isinstance(entry_id, bytes):
-        entry_id = entry_id.decode()
-    if isinstance(entry_id, str):
-        head = entry_id.partition("-")[0]
-        if head.isdigit():
-            return int(head)
-    return default
+    return _entry_id(entry_id)[0] or default
