@@ -15,7 +15,7 @@ from . import limits
 from .checks import as_now, text
 from .errors import InvalidError, NotFoundError
 from .notes import check_note_id, get_note
-from .paging import Row
+from .paging import Page, Row, keyset_page
 from .schema import note_snapshots
 from .update_log import MAX_SEQ, insert_snapshot, merge_log, read_log, snapshot_row
 
@@ -78,6 +78,15 @@ def list_versions(conn: sa.Connection, note_id: str) -> list[Row]:
         .order_by(note_snapshots.c.id.desc())
     )
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def page_versions(
+    conn: sa.Connection, note_id: str, *, limit: int, cursor: str | None = None
+) -> Page:
+    """One page of the note's snapshots, newest first (pass ``next_cursor`` back for more)."""
+    get_note(conn, note_id)
+    query = sa.select(*_VERSION_COLUMNS).where(note_snapshots.c.note_id == note_id)
+    return keyset_page(conn, query, [(note_snapshots.c.id, True)], limit, cursor)
 
 
 def get_version(
