@@ -377,9 +377,13 @@ async function accessChecks (browser, note, a) {
   await f.locator('.cm-content').waitFor({ state: 'detached', timeout: T })
   await gone(f, 'after the revocation')
   await shot(f, 'token-revoked')
+  const kept = async () => (await f.evaluate(() => indexedDB.databases())).filter((d) => d.name.startsWith('coscribe-note-')).length
+  assert((await kept()) > 0, 'the browser kept the note it opened for offline work')
   await f.locator('#forget-token').click()
   await f.locator('#access-title', { hasText: 'Signed out' }).waitFor({ timeout: T })
   assert((await storedToken(f)) === null, '"Forget the stored token" removes it from localStorage')
+  for (const deadline = Date.now() + T; (await kept()) && Date.now() < deadline;) await sleep(100)
+  assert((await kept()) === 0, 'and the notes kept in the browser for offline work')
   // The printed link opened in this already open page (only the fragment changes): signed in.
   await f.evaluate((link) => { location.href = link }, START_URL)
   await f.locator('.note-link').first().waitFor({ timeout: T })

@@ -48,9 +48,23 @@ export function createSession (ctx) {
     ctx.restart()
   }
 
+  // The notes this browser keeps for offline work (editor.js) go with the token.
+  async function forgetOfflineCopies () {
+    localStorage.removeItem('coscribe.titles')
+    if (!indexedDB.databases) return
+    try {
+      const names = (await indexedDB.databases()).map((d) => d.name).filter((n) => n?.startsWith('coscribe-note-'))
+      await Promise.all(names.map((name) => new Promise((resolve) => {
+        const request = indexedDB.deleteDatabase(name)
+        request.onsuccess = request.onerror = request.onblocked = () => resolve()
+      })))
+    } catch { /* nothing listed: nothing to delete */ }
+  }
+
   async function signOut () {
     store(null)
     refuse('signed-out')
+    await forgetOfflineCopies()
     // A server with auth off (loopback only) needs no token: carry on without one.
     if ((await authRequired()) === false && !state.token) ctx.restart()
   }
