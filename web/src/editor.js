@@ -1,7 +1,8 @@
 // One open note: its Y.Doc, the browser's copy of it (y-indexeddb), the websocket to the
 // server (y-websocket, the token in the `bearer.TOKEN` subprotocol) and the CodeMirror editor
 // bound to the root Y.Text `content`, with Markdown highlighting. Loaded on demand: this
-// module carries yjs and CodeMirror, the bulk of the bundle.
+// module carries yjs and CodeMirror, the bulk of the bundle; the Markdown language (which
+// brings HTML, CSS and JavaScript for embedded blocks) follows once the editor shows.
 import * as Y from 'yjs'
 import { WebsocketProvider, messageAuth } from 'y-websocket'
 import * as authProtocol from 'y-protocols/auth'
@@ -11,7 +12,6 @@ import { yCollab, yUndoManagerKeymap } from 'y-codemirror.next'
 import { EditorView, basicSetup } from 'codemirror'
 import { Compartment, EditorState } from '@codemirror/state'
 import { keymap } from '@codemirror/view'
-import { markdown } from '@codemirror/lang-markdown'
 import { socketProtocols } from './token.js'
 
 // The origin of a restore done in this page: tracked by the undo manager, so Ctrl+Z right
@@ -59,7 +59,7 @@ const editableExtensions = (editable) => editable ? [] : [EditorState.readOnly.o
 
 /**
  * Open a note. `events`: status(), synced(), closed({code, reason}, deniedReason),
- * localChange(), text(text), awareness(). Returns the handle the page drives.
+ * localChange(), text(text), awareness(), languageLoaded(). Returns the handle the page drives.
  */
 export async function openEditor ({ noteId, token, useOffline, user, editable, events }) {
   const doc = new Y.Doc()
@@ -93,6 +93,7 @@ export async function openEditor ({ noteId, token, useOffline, user, editable, e
 
   const undoManager = new Y.UndoManager(ytext, { trackedOrigins: new Set([RESTORE]) })
   const editability = new Compartment()
+  const language = new Compartment()
   let view = null
 
   return {
@@ -114,7 +115,7 @@ export async function openEditor ({ noteId, token, useOffline, user, editable, e
           extensions: [
             keymap.of(yUndoManagerKeymap),
             basicSetup,
-            markdown(),
+            language.of([]),
             EditorView.lineWrapping,
             EditorView.contentAttributes.of({ 'aria-label': 'Note text' }),
             editability.of(editableExtensions(editable)),
@@ -123,6 +124,10 @@ export async function openEditor ({ noteId, token, useOffline, user, editable, e
         }),
         parent,
       })
+      import('@codemirror/lang-markdown').then(({ markdown }) => {
+        view?.dispatch({ effects: language.reconfigure(markdown()) })
+        events.languageLoaded?.()
+      }, () => { /* not reachable (offline, not kept): plain text until the next open */ })
     },
     setEditable (value) {
       editable = value

@@ -36,7 +36,7 @@ function refreshStatus () {
   } else if (!navigator.onLine || editor.failedReconnects > 3) {
     setStatus('offline', n.unsaved ? 'Offline · not saved to the server yet' : 'Offline')
   } else {
-    setStatus('reconnecting', n.unsaved ? 'Reconnecting… · not saved yet' : 'Reconnecting…')
+    setStatus('reconnecting', n.unsaved ? 'Reconnecting · not saved yet' : 'Reconnecting…')
   }
 }
 

@@ -115,6 +115,7 @@ export function createNoteView (ctx) {
         localChange: () => { if (note === n) onLocalChange(n) },
         text: () => { if (note === n) onText(n) },
         awareness: () => { if (note === n) ctx.presence.render() },
+        languageLoaded: () => ctx.cacheAssets(),
       },
     })
     if (note !== n) { n.editor.destroy(); return }
@@ -267,18 +268,23 @@ export function createNoteView (ctx) {
     byId('preview').innerHTML = renderMarkdown(n.editor.text())
   }
 
-  function setPreview (on) {
+  const narrow = window.matchMedia(NARROW)
+
+  // `remember`: a choice made on a wide screen is kept for the next page; on a phone the
+  // editor comes first every time.
+  function setPreview (on, remember = true) {
     byId('toggle-preview').setAttribute('aria-pressed', String(on))
-    byId('toggle-preview').textContent = on && window.matchMedia(NARROW).matches ? 'Edit' : 'Preview'
+    byId('toggle-preview').textContent = on && narrow.matches ? 'Edit' : 'Preview'
     byId('preview').hidden = !on
     byId('note-body').classList.toggle('previewing', on)
-    localStorage.setItem('coscribe.preview', on ? 'on' : 'off')
+    if (remember && !narrow.matches) localStorage.setItem('coscribe.preview', on ? 'on' : 'off')
     if (on && note) renderPreview(note)
   }
 
   // Side by side on wide screens (shown unless turned off); on phones a toggle between the two.
-  const wide = !window.matchMedia(NARROW).matches
-  setPreview(wide && localStorage.getItem('coscribe.preview') !== 'off')
+  const widePreview = () => !narrow.matches && localStorage.getItem('coscribe.preview') !== 'off'
+  setPreview(widePreview(), false)
+  narrow.addEventListener('change', () => setPreview(widePreview(), false))
   byId('toggle-preview').addEventListener('click', () => setPreview(!previewWanted()))
 
   // ------------------------------------------------------------ title, rename, delete

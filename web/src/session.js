@@ -12,7 +12,7 @@ const TEXTS = {
   refused: ['Access refused: the token was not accepted',
     'The server refused the access token this browser holds: it is missing, revoked or expired. If it came from a share link, the link may have been revoked: ask for a new one.'],
   revoked: ['Access refused: the token no longer works',
-    'The server closed the connection because the access token this browser holds was revoked or has expired. The note is no longer shown.'],
+    'The server no longer accepts the access token this browser holds: it was revoked or has expired. The notes are no longer shown.'],
   'signed-out': ['Signed out', 'This browser forgot its access token. Notes are shown again once it has one.'],
   other: ['Use another token', 'This browser\'s TOKEN does not give access to that note or its workspace. Paste a token that does, or go back to the notes this one reaches.'],
 }
@@ -121,7 +121,8 @@ export function createSession (ctx) {
   // Every refused API call comes here, with the token it was made with.
   function onRefused (status, method, token, detail) {
     if (token !== state.token) return // an answer about an older token is moot
-    if (status === 401) refuse('refused', detail)
+    // A token that worked before (it told who it is) and is refused now was revoked or expired.
+    if (status === 401) refuse(state.me ? 'revoked' : 'refused', detail)
     // Every note the page writes to, it could read: a 403 on a write is the role's.
     else if (status === 403 && method !== 'GET' && state.canWrite !== false) {
       state.canWrite = false
