@@ -239,7 +239,7 @@ async function main () {
     await markdownChecks(browser)
     await presenceChecks(browser, url)
     await workspaceChecks(browser, a)
-    await trashChecks(a)
+    await trashChecks(browser, a)
     await sharingChecks(browser, a)
     await a.evaluate((u) => { location.hash = u }, `#/note/${note.id}`)
     await a.locator('.cm-content').waitFor({ timeout: T })
@@ -592,7 +592,7 @@ async function workspaceChecks (browser, a) {
 }
 
 // Trash: a deleted note is listed there and comes back with Undelete.
-async function trashChecks (a) {
+async function trashChecks (browser, a) {
   const doomed = await rest('POST', '/notes', { title: 'Trash me', text: 'kept in the trash' })
   await rest('DELETE', `/notes/${doomed.id}`)
   await a.evaluate(() => { location.hash = '#/' })
@@ -606,6 +606,23 @@ async function trashChecks (a) {
   assert((await rest('GET', `/notes/${doomed.id}`)).deleted_at === null, 'the note is no longer deleted on the server')
   await a.locator('.note-link', { hasText: 'Trash me' }).waitFor({ timeout: T })
   ok('and it is in the notes list again')
+
+  // Two people: one deletes the note the other has open; the other finds it in the trash.
+  const U = await newPage(browser, 'Uma', '#f032e6', { width: 360, height: 740 })
+  const u = U.page
+  await signIn(u)
+  await u.goto(`${BASE}/#/note/${doomed.id}`)
+  await waitText(u, () => window.coscribe.text() === 'kept in the trash', 'a second page opens the same note')
+  a.once('dialog', (dialog) => dialog.accept())
+  await a.locator('#delete').click()
+  await u.locator('#problem', { hasText: 'was deleted' }).waitFor({ timeout: T })
+  ok('deleting it in one page tells the other it was deleted')
+  await u.locator('#menu').click()
+  await u.locator('#show-trash').click()
+  await u.locator('.trashed', { hasText: 'Trash me' }).locator('.undelete').click()
+  await waitText(u, () => window.coscribe.text() === 'kept in the trash', 'the other page undeletes it from its trash and has it open again')
+  await shots(u, 'trash-undeleted-360')
+  await U.context.close()
 }
 
 // Sharing: an admin makes a viewer link, it signs a new browser in read-only; revoked, it no

@@ -140,8 +140,12 @@ function route () {
     })
     return
   }
-  if (hash === '#/share' && ctx.session.state.me?.role === 'admin') {
-    ctx.sharing.open()
+  if (hash === '#/share') {
+    ctx.session.whoAmI().then((me) => {
+      if (location.hash !== '#/share') return
+      if (me?.role === 'admin') ctx.sharing.open()
+      else showProblem('Sharing is for admins', 'Only an admin token can make or revoke share links. Ask an admin of this workspace for a link.', [backToList])
+    })
     return
   }
   showView('welcome')

@@ -35,6 +35,8 @@ export function createNoteView (ctx) {
     if (!note) return
     clearTimeout(note.retry)
     clearTimeout(note.saveTimer)
+    clearTimeout(note.previewTimer)
+    clearTimeout(note.diffTimer)
     note.editor?.destroy()
     note = null
     byId('editor').replaceChildren()
@@ -247,7 +249,9 @@ export function createNoteView (ctx) {
 
   function onText (n) {
     renderPreviewSoon(n)
-    if (ctx.history.visible) ctx.history.showDiff()
+    if (!ctx.history.visible) return
+    clearTimeout(n.diffTimer)
+    n.diffTimer = setTimeout(() => { if (note === n) ctx.history.showDiff() }, 300)
   }
 
   // ------------------------------------------------------------ Markdown preview
