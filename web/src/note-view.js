@@ -102,7 +102,10 @@ export function createNoteView (ctx) {
       if (mine !== seq) return
     }
     byId('title').value = meta ? (meta.title || '') : (rememberedTitle(id) ?? '')
-    const n = { id, meta, synced: false, terminal: false, unsaved: unreachable, saveTimer: null, retry: null, previewSeq: 0, editor: null }
+    // unsaved: the page may hold changes the server does not have. While the socket is up and
+    // synced, y-websocket sends every change at once; changes made without it, and what the
+    // browser's copy brought, are checked against the server once it answers.
+    const n = { id, meta, synced: false, terminal: false, unsaved: unreachable || copy.state === 'ok', saveTimer: null, retry: null, previewSeq: 0, editor: null }
     note = n
     n.editor = await openEditor({
       noteId: id,
@@ -167,8 +170,11 @@ export function createNoteView (ctx) {
   }
 
   function onLocalChange (n) {
+    if (n.editor.connected && n.synced) {
+      if (n.unsaved) scheduleSaveCheck(n, SAVE_CHECK_MS)
+      return
+    }
     n.unsaved = true
-    scheduleSaveCheck(n, SAVE_CHECK_MS)
     offlineBanner(n)
     ctx.refreshStatus()
   }
@@ -202,10 +208,12 @@ export function createNoteView (ctx) {
     return false
   }
 
-  /** Wait (a few seconds at most) until what this page holds is on the server. */
+  /** Wait (a few seconds at most) until what this page holds is on the server: checked, as
+   * the last keystrokes may still be on their way. */
   async function waitSaved (timeoutMs = 5000) {
     const n = note
     if (!n) return
+    n.unsaved = true
     const deadline = Date.now() + timeoutMs
     while (note === n && n.unsaved && Date.now() < deadline) {
       if (await checkSaved(n)) return
