@@ -35,6 +35,18 @@ _VERSION_COLUMNS = (
 )
 
 
+def auto_label(names: list[str]) -> str | None:
+    """The label of an automatic version: who was in the note (None: nobody said)."""
+    if not names:
+        return None
+    who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    verb = "was" if len(names) == 1 else "were"
+    label = f"Saved automatically while {who} {verb} editing"
+    return (
+        label if len(label) <= MAX_LABEL_CHARS else "Saved automatically while people were editing"
+    )
+
+
 def create_version(
     conn: sa.Connection,
     note_id: str,

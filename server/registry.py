@@ -25,6 +25,7 @@ from typing import TypeVar
 import pycrdt
 
 from crdt import document
+from crdt.awareness import user_names
 from crdt.validation import DepthTracker
 from persistence import update_log, versions
 from persistence.engine import Database
@@ -314,12 +315,14 @@ class RoomRegistry:
 
     async def _auto_version(self, room: Room) -> None:
         room.mark_versioned()
+        # Named after who is in the note now (the names their editors publish in awareness).
+        label = versions.auto_label(user_names(room.awareness.entries()))
         if not await self.persister.flush(room.note_id, timeout=self.settings.storage_wait_s):
             return  # storage is failing; the next tick tries again
 
         def version() -> None:
             with self.db.begin() as conn:
-                versions.create_version(conn, room.note_id, kind="auto")
+                versions.create_version(conn, room.note_id, kind="auto", label=label)
 
         await asyncio.to_thread(version)
 
