@@ -315,7 +315,7 @@ async function main () {
     await shot(E.page, 'server-down-open')
     await askHarness('start-server')
     await E.context.close()
-    await offlineReloadChecks(browser, note)
+    await offlineReloadChecks(browser, note, a)
     await A.context.close()
   } finally {
     await browser.close()
@@ -522,6 +522,9 @@ async function markdownChecks (browser) {
   await p.locator('#preview h2', { hasText: 'Added live' }).waitFor({ timeout: T })
   assert(!(await p.locator('.editor-wrap').isVisible()), 'the toggle shows the preview instead of the editor on a phone')
   await shot(p, 'markdown-preview-360')
+  await w.keyboard.type('- typed by Wanda\n')
+  await p.locator('#preview li', { hasText: 'typed by Wanda' }).waitFor({ timeout: T })
+  ok('the other person\'s preview follows what is typed in the first page')
   await p.locator('#toggle-preview').click()
   await p.locator('.cm-content').waitFor({ timeout: T })
   ok('and back to the editor')
@@ -662,7 +665,7 @@ async function sharingChecks (browser, a) {
 
 // Offline across a reload: the page comes back from the browser while the server is down,
 // shows the note and what was typed, says it is not saved, and saves it once the server is back.
-async function offlineReloadChecks (browser, note) {
+async function offlineReloadChecks (browser, note, a) {
   const url = `${BASE}/#/note/${note.id}`
   const G = await newPage(browser, 'Gil', '#808000', { width: 1280, height: 800 })
   const g = G.page
@@ -691,6 +694,7 @@ async function offlineReloadChecks (browser, note) {
   await g.locator('#offline-banner').waitFor({ state: 'hidden', timeout: T })
   const stored = await rest('GET', `/notes/${note.id}/content`)
   assert(stored.content.content.includes('Typed before a reload.'), 'once the server is back, what was typed offline is saved there')
+  await waitText(a, () => (window.coscribe.text() || '').includes('Typed before a reload.'), 'and another page that has the note open receives it')
   await G.context.close()
 }
 
