@@ -9,9 +9,14 @@ import * as authProtocol from 'y-protocols/auth'
 import { IndexeddbPersistence, clearDocument } from 'y-indexeddb'
 import * as idb from 'lib0/indexeddb'
 import { yCollab, yUndoManagerKeymap } from 'y-codemirror.next'
-import { EditorView, basicSetup } from 'codemirror'
 import { Compartment, EditorState } from '@codemirror/state'
-import { keymap } from '@codemirror/view'
+import {
+  EditorView, crosshairCursor, drawSelection, dropCursor, highlightActiveLine, highlightSpecialChars,
+  keymap, rectangularSelection,
+} from '@codemirror/view'
+import { bracketMatching, defaultHighlightStyle, indentOnInput, syntaxHighlighting } from '@codemirror/language'
+import { defaultKeymap } from '@codemirror/commands'
+import { highlightSelectionMatches, searchKeymap } from '@codemirror/search'
 import { socketProtocols } from './token.js'
 
 // The origin of a restore done in this page: tracked by the undo manager, so Ctrl+Z right
@@ -54,6 +59,24 @@ export async function checkOfflineCopy (noteId) {
 export function clearOfflineCopy (noteId) {
   return clearDocument(offlineName(noteId))
 }
+
+// CodeMirror's basic setup, less what a notes editor does without: line numbers and folding,
+// autocompletion and linting, and CodeMirror's own undo history (Y.UndoManager undoes, so
+// that only this page's changes are undone, never other people's).
+const setup = [
+  highlightSpecialChars(),
+  drawSelection(),
+  dropCursor(),
+  EditorState.allowMultipleSelections.of(true),
+  indentOnInput(),
+  syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+  bracketMatching(),
+  rectangularSelection(),
+  crosshairCursor(),
+  highlightActiveLine(),
+  highlightSelectionMatches(),
+  keymap.of([...defaultKeymap, ...searchKeymap]),
+]
 
 const editableExtensions = (editable) => editable ? [] : [EditorState.readOnly.of(true), EditorView.editable.of(false)]
 
@@ -114,7 +137,7 @@ export async function openEditor ({ noteId, token, useOffline, user, editable, e
           doc: ytext.toString(),
           extensions: [
             keymap.of(yUndoManagerKeymap),
-            basicSetup,
+            setup,
             language.of([]),
             EditorView.lineWrapping,
             EditorView.contentAttributes.of({ 'aria-label': 'Note text' }),
