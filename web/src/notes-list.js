@@ -15,6 +15,7 @@ export function createNotesList (ctx) {
   const state = {
     workspace: null, // the id of the workspace shown
     workspaces: [], // [{id, slug, name}] this token reaches
+    loaded: false, // the workspaces were listed once
     notes: [],
     trash: false, // showing deleted notes
     ok: true,
@@ -26,12 +27,13 @@ export function createNotesList (ctx) {
 
   // Which workspaces there are, and which one to show.
   async function loadWorkspaces () {
-    const first = state.workspace === null
+    const first = !state.loaded
     const me = await ctx.session.whoAmI()
     let list = []
     try {
       list = await allPages(ctx.api, '/workspaces')
-    } catch { /* unreachable: carry on with what is known */ }
+      state.loaded = true
+    } catch { /* unreachable: carry on with what is known, and ask again next time */ }
     if (!list.some((w) => w.id === 'default') && (!me || me.role === 'admin')) {
       list.unshift({ id: 'default', slug: 'default', name: 'Default' })
     }
@@ -87,7 +89,7 @@ export function createNotesList (ctx) {
     clearTimeout(state.timer)
     if (ctx.session.state.refused) return
     const seq = ++state.seq
-    if (state.workspace === null) await loadWorkspaces()
+    if (state.workspace === null || !state.loaded) await loadWorkspaces()
     else if (isAdmin()) loadWorkspaces() // new workspaces show up in the picker
     if (seq !== state.seq) return
     try {
@@ -174,6 +176,7 @@ export function createNotesList (ctx) {
     stop()
     state.workspace = null
     state.workspaces = []
+    state.loaded = false
   }
 
   byId('workspace').addEventListener('focus', () => { if (isAdmin()) loadWorkspaces() })
