@@ -75,7 +75,19 @@ export function createNoteView (ctx) {
       }
       unreachable = true
     }
-    const { checkOfflineCopy, clearOfflineCopy, openEditor } = await loadEditor()
+    let editorModule
+    try {
+      editorModule = await loadEditor()
+    } catch {
+      if (mine !== seq) return
+      ctx.showProblem('The editor cannot be loaded',
+        'The server cannot be reached, and this browser has not kept the editor yet (it does once a note was opened with the server up). This page retries by itself every few seconds.',
+        [['Retry now', () => open(id)], ctx.backToList])
+      ctx.setStatus('offline', 'Server unreachable')
+      setTimeout(() => { if (mine === seq && !note) open(id) }, RETRY_MS)
+      return
+    }
+    const { checkOfflineCopy, clearOfflineCopy, openEditor } = editorModule
     if (mine !== seq) return
     const copy = await checkOfflineCopy(id)
     if (mine !== seq) return
