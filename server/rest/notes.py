@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from crdt import document, text
 from crdt.restore import restore
-from persistence import limits, notes, update_log, versions
+from persistence import limits, notes, tokens, update_log, versions
 from persistence.ids import PATTERN as ID
 from persistence.stores import workspaces
 
@@ -496,10 +496,15 @@ async def restore_version(call: Call) -> Any:
     note_id, version_id = call.path["note_id"], _version_id(call)
     version = await call.read(lambda conn: versions.get_version(conn, note_id, version_id))
     old = _stored_version(note_id, version["state"])
-    await _version(call, note_id, label=f"before restoring version {version_id}", kind="restore")
+    # Who restored: the token's name, when it has one.
+    name = await call.read(lambda conn: tokens.name_of(conn, call.principal.token_id))
+    by = f" by {name}"[: limits.LABEL_CHARS - 40] if name else ""
+    await _version(
+        call, note_id, label=f"before restoring version {version_id}{by}", kind="restore"
+    )
 
     def change(room: Room) -> None:
         room.edit(lambda doc: restore(doc, old), len(version["state"]))
 
     await _edit(call, note_id, change)
-    return await _version(call, note_id, label=f"restored version {version_id}", kind="restore")
+    return await _version(call, note_id, label=f"restored version {version_id}{by}", kind="restore")

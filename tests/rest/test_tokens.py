@@ -79,3 +79,19 @@ def test_editors_and_viewers_manage_no_tokens(http, db):
     ]:
         response = http.request(method, path, json=body, headers=as_token(editor))
         assert_problem(response, 403)
+
+
+def test_a_restore_is_labelled_with_the_name_of_the_token_that_made_it(http, db):
+    team = http.post("/api/workspaces", json={"slug": "team"}).json()["id"]
+    with db.begin() as conn:
+        agent = tokens.issue(conn, "editor", workspace=team, name="agent-7").token
+    note = http.post("/api/notes", json={"workspace_id": team, "text": "first"}).json()["id"]
+    first = http.post(f"/api/notes/{note}/versions", json={}).json()["id"]
+    http.put(f"/api/notes/{note}/text", json={"text": "second"})
+    restored = http.post(f"/api/notes/{note}/versions/{first}/restore", headers=as_token(agent))
+    assert restored.json()["label"] == f"restored version {first} by agent-7"
+    labels = [v["label"] for v in http.get(f"/api/notes/{note}/versions").json()["items"]]
+    assert labels[:2] == [
+        f"restored version {first} by agent-7",
+        f"before restoring version {first} by agent-7",
+    ]

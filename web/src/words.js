@@ -18,10 +18,11 @@ export function longTime (iso) {
 /** What a version is, in words: labels the server writes, and its kinds. */
 export function versionWhat (version) {
   const label = (version.label || '').trim()
-  let m = /^before restoring version (\d+)$/.exec(label)
-  if (m) return `The text just before version ${m[1]} was restored`
-  m = /^restored version (\d+)$/.exec(label)
-  if (m) return `Version ${m[1]} restored`
+  // Written by the server's restore: "before restoring version 3 [by NAME]", "restored version 3 [by NAME]".
+  let m = /^before restoring version (\d+)( by .+)?$/.exec(label)
+  if (m) return `The text just before version ${m[1]} was restored${m[2] || ''}`
+  m = /^restored version (\d+)( by .+)?$/.exec(label)
+  if (m) return `Version ${m[1]} restored${m[2] || ''}`
   if (label) return label
   return {
     manual: 'Saved',

@@ -7,6 +7,8 @@ describe('plain words', () => {
     expect(versionWhat({ kind: 'auto', label: null })).toMatch(/^Saved automatically/)
     expect(versionWhat({ kind: 'restore', label: 'restored version 3' })).toBe('Version 3 restored')
     expect(versionWhat({ kind: 'restore', label: 'before restoring version 3' })).toBe('The text just before version 3 was restored')
+    expect(versionWhat({ kind: 'restore', label: 'restored version 3 by agent-7' })).toBe('Version 3 restored by agent-7')
+    expect(versionWhat({ kind: 'restore', label: 'before restoring version 12 by Ann' })).toBe('The text just before version 12 was restored by Ann')
     expect(versionWhat({ kind: 'manual', label: 'Saved by Alice' })).toBe('Saved by Alice')
     expect(versionWhat({ kind: 'manual', label: '' })).toBe('Saved')
   })
