@@ -90,6 +90,7 @@ def create_app(settings: Settings, db: Database) -> Starlette:
         # The CLI prepared the schema before listening; re-check so an app built by other
         # means never serves from a stale schema.
         migrate.ensure_current(db)
+        await asyncio.to_thread(migrate.ensure_default_workspace, db)
         await asyncio.to_thread(ensure_builtin_schedules, db, settings)
         if services(app).stopped:  # a second lifespan of the same app (tests do that)
             app.state.services = Services.build(settings, db)

@@ -10,10 +10,15 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+import sys
 
 import uvicorn
 from starlette.applications import Starlette
 
+from persistence import tokens
+from persistence.engine import Database
+
+from . import listening
 from .handshake import GuardedHttpProtocol
 from .logs import redact_request_logs
 from .output import DirectWebSocketProtocol
@@ -24,12 +29,27 @@ log = logging.getLogger("coscribe")
 
 
 class Server(uvicorn.Server):
-    first_token: str | None = None
+    db: Database
+    settings: Settings
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.first_token and self.started:
-            _announce(self.config.host, self.servers, self.first_token)
+        try:
+            await super().startup(sockets)
+        except SystemExit:
+            if not self.lifespan.should_exit:  # the app started; the port did not bind
+                _bind_hint(self.config.host, self.config.port, self.settings.auth)
+            raise
+        if not self.started:
+            return
+        url = listening.local_url(self.config.host, _port(self.servers))
+        listening.record(self.db.config, url)
+        if self.settings.auth:
+            # Only now that the port is ours: a start that cannot listen creates no token
+            # whose link nobody saw. Synchronous on purpose: nothing is served before the
+            # link is printed (one small write, once per database).
+            token = first_admin_token(self.db)
+            if token:
+                _announce(self.config.host, _port(self.servers), token)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
@@ -38,13 +58,37 @@ class Server(uvicorn.Server):
         # Close the rooms (1001) and store everything before uvicorn closes the sockets
         # (with 1012) and runs the lifespan's shutdown, whose own stop() then returns at once.
         await services(_find_app(app)).stop()
+        listening.forget(self.db.config)
         await super().shutdown(sockets)
 
 
-def _announce(host: str, servers: list, token: str) -> None:
+def first_admin_token(db: Database) -> str | None:
+    """On a first start (no token at all), an admin token for the operator, shown once."""
+    with db.begin() as conn:
+        if tokens.count(conn):
+            return None
+        issued = tokens.issue(conn, "admin", name="created on first start")
+    return issued.token
+
+
+def _port(servers: list) -> int:
+    return servers[0].sockets[0].getsockname()[1] if servers and servers[0].sockets else 0
+
+
+def _bind_hint(host: str, port: int, auth: bool) -> None:
+    token = " No access token was created: the first start that listens prints its link."
+    print(
+        f"coscribe: error: cannot listen on {host}:{port} (the line above says why): another "
+        "process may hold the port; stop it, or choose another with --port or COSCRIBE_PORT "
+        f"(0 picks a free one).{token if auth else ''}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _announce(host: str, port: int, token: str) -> None:
     """Print the first admin token as a URL that opens the web editor signed in. The token
     goes in the fragment, which browsers never send to servers or put in access logs."""
-    port = servers[0].sockets[0].getsockname()[1] if servers and servers[0].sockets else 0
     shown = "localhost" if host in ("0.0.0.0", "::", "") else host
     if ":" in shown:
         shown = f"[{shown}]"
@@ -53,7 +97,8 @@ def _announce(host: str, servers: list, token: str) -> None:
         "  coscribe: no access token existed, so an admin token was created.\n"
         "  Open the web editor with it (it is shown only this once):\n\n"
         f"    http://{shown}:{port}/#token={token}\n\n"
-        "  More tokens: coscribe token create --workspace WORKSPACE --role editor\n",
+        "  More tokens: coscribe token create --workspace WORKSPACE --role editor\n"
+        "  Lost this link? coscribe token create --role admin makes another admin token.\n",
         flush=True,
     )
 
@@ -65,7 +110,9 @@ def _find_app(app: object) -> Starlette:
     return app
 
 
-def run(app: Starlette, settings: Settings, *, first_token: str | None = None) -> None:
+def run(app: Starlette, settings: Settings, db: Database) -> None:
+    """Serve until SIGTERM/SIGINT. With auth on, the first start that listens creates an
+    admin token and prints its link."""
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -100,5 +147,5 @@ def run(app: Starlette, settings: Settings, *, first_token: str | None = None) -
     gc.set_threshold(50_000, 50, 100)
     redact_request_logs()  # after uvicorn.Config, which configures its loggers
     server = Server(config)
-    server.first_token = first_token
+    server.db, server.settings = db, settings
     server.run()

@@ -8,8 +8,7 @@ import sys
 
 import click
 
-from persistence import migrate, tokens
-from persistence.engine import Database
+from persistence import migrate
 
 from ..settings import Settings, current_names, load_settings
 from .base import open_database, user_errors
@@ -49,7 +48,6 @@ def serve(host: str | None, port: int | None, log_level: str | None) -> None:
         state = migrate.prepare(db)
         where = f"{config.driver} at {config.display_url}"
         click.echo(f"coscribe: database {where}, schema {state.describe()}", err=True)
-        first_token = _first_admin_token(db) if settings.auth else None
         if not settings.auth:
             click.secho(
                 f"coscribe: WARNING: auth is OFF (COSCRIBE_AUTH=false). Anyone who can reach "
@@ -58,15 +56,6 @@ def serve(host: str | None, port: int | None, log_level: str | None) -> None:
                 fg="red",
                 bold=True,
             )
-        run(create_app(settings, db), settings, first_token=first_token)
+        run(create_app(settings, db), settings, db)
     finally:
         db.close()
-
-
-def _first_admin_token(db: Database) -> str | None:
-    """On a first start (no token at all), an admin token for the operator, shown once."""
-    with db.begin() as conn:
-        if tokens.count(conn):
-            return None
-        issued = tokens.issue(conn, "admin", name="created on first start")
-    return issued.token
