@@ -7,19 +7,21 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from persistence import migrate
 from persistence.engine import Database
 
 from . import rest, web
+from .auth import Refused, bearer
 from .jobs import ensure_builtin_schedules
 from .rest import problems
 from .services import Services, services
@@ -31,6 +33,25 @@ async def health(request: Request) -> JSONResponse:
     """Liveness, readiness and the counters an operator looks at first. Always 200 while
     the process serves: /health/ready is the one to route traffic by."""
     return JSONResponse(_health(services(request.app)))
+
+
+async def metrics(request: Request) -> Response:
+    """The Prometheus text format (server/metrics.py), for an admin token (anyone when auth
+    is off); COSCRIBE_METRICS_PORT also serves it on a loopback port without one."""
+    app = services(request.app)
+    client = request.client
+    peer = f"{client.host}:{client.port}" if client else "unknown"
+    try:
+        principal = await app.auth.principal(bearer(request.headers), peer)
+    except Refused as exc:
+        raise problems.Problem(
+            401,
+            f"{exc}: /metrics needs `Authorization: Bearer ADMIN_TOKEN`",
+            headers={"WWW-Authenticate": 'Bearer realm="coscribe"'},
+        ) from None
+    if not principal.is_admin:
+        raise problems.Problem(403, "/metrics needs an admin token")
+    return Response(await app.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def live(request: Request) -> JSONResponse:
@@ -76,10 +97,29 @@ class App(Starlette):
     socket's whole life, about 2 kB per idle socket in all."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            return await self._counted(scope, receive, send)
         if scope["type"] != "websocket":
             return await super().__call__(scope, receive, send)
         scope["app"] = self
         await self.router(scope, receive, send)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count the request by method, route template (never the raw path: ids would make
+        a series each) and status, for /metrics."""
+        status = 500  # what the client gets when the app fails before answering
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            services(self).http[scope["method"], route, status] += 1
 
 
 def create_app(settings: Settings, db: Database) -> Starlette:
@@ -120,6 +160,7 @@ def create_app(settings: Settings, db: Database) -> Starlette:
             Route("/health", health),
             Route("/health/live", live),
             Route("/health/ready", ready),
+            Route("/metrics", metrics),
             WebSocketRoute("/ws/{note_id:path}", NoteSocket()),
             *rest.routes(),
             *web.routes(),

@@ -32,6 +32,7 @@ from persistence.errors import NotFoundError
 
 from . import closecodes
 from .connection import Connection
+from .counters import Traffic
 from .health import STORAGE_ERRORS, StorageUnavailable
 from .loops import Failures
 from .persister import Persister
@@ -77,6 +78,7 @@ class RoomRegistry:
         self.persister = persister
         self.rooms: dict[str, Room] = {}
         self.stats = Stats()
+        self.traffic = Traffic()
         self._tick_failures = Failures(log, "the room ticker")
         self._opening: dict[str, asyncio.Future[Room]] = {}
         # Loaded rooms nobody uses, longest idle first (a room moves to the end when it
@@ -211,6 +213,7 @@ class RoomRegistry:
             awareness_limits=self.settings.awareness_limits,
             tracker=tracker,
         )
+        room.traffic = self.traffic
         self.persister.track(note_id, log_rows=len(stored.updates))
         self.rooms[note_id] = room
         log.debug("opened %r", room)

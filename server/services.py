@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -22,6 +23,7 @@ from .addresses import Addresses
 from .auth import Authenticator
 from .health import StorageHealth
 from .loops import Background, every
+from .metrics import Metrics
 from .persister import Persister
 from .registry import RoomRegistry
 from .sessions import SessionWatch
@@ -44,9 +46,15 @@ class Services:
     persister: Persister
     rooms: RoomRegistry
     watch: SessionWatch
+    metrics: Metrics = field(init=False)
+    # HTTP requests answered, by (method, route template, status): server/app.py counts.
+    http: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     loops: Background = field(default_factory=lambda: Background(log))
     flusher: Background = field(default_factory=lambda: Background(log))
     _stopping: asyncio.Task[bool] | None = None
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self)
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> Services:
@@ -75,6 +83,7 @@ class Services:
         )
 
     def start(self) -> None:
+        self.metrics.start()
         self.flusher.spawn("persister", self.persister.run())
         self.loops.spawn("room ticker", every(TICK_S, self.rooms.tick, log=log, what="room tick"))
         self.loops.spawn(
@@ -118,6 +127,7 @@ class Services:
         await self.loops.stop()
         stored = await self.rooms.shutdown(self.settings.shutdown_timeout_s)
         await self.flusher.stop()
+        self.metrics.stop()
         log.info("rooms closed, %s", "every update stored" if stored else "UPDATES NOT STORED")
         return stored
 

@@ -297,6 +297,13 @@ class Settings:
         "edit is kept and stored later); also bounds every other wait for the database.",
         minimum=1,
     )
+    metrics_port: int = setting(
+        0,
+        "Also serve /metrics without a token on 127.0.0.1 at this port, for a scraper on the "
+        "same machine (0: off; /metrics on the main port needs an admin token either way).",
+        minimum=0,
+        maximum=65535,
+    )
     storage_probe_s: int = setting(
         5,
         "How often the database is probed, so /health/ready sees an outage on an idle server.",

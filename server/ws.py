@@ -150,6 +150,7 @@ async def _session(
         return
 
     rate = Rate(settings.max_updates_per_s, settings.update_burst)
+    traffic = registry.traffic
     try:
         while connection.close_code is None:
             message = await websocket.receive()
@@ -162,6 +163,7 @@ async def _session(
                 break
             try:
                 decoded = protocol.decode(frame)
+                traffic.received(type(decoded).__name__, len(frame))
                 # Every message counts, not only those that cost the room work: a step 1 is
                 # answered with the whole document, and a flood of ignored messages (unknown
                 # types) still holds the event loop and this socket's reader.
