@@ -9,6 +9,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -20,7 +21,7 @@ from starlette.types import Message, Receive, Scope, Send
 from persistence import migrate
 from persistence.engine import Database
 
-from . import rest, web
+from . import logs, rest, web
 from .auth import Refused, bearer
 from .jobs import ensure_builtin_schedules
 from .rest import problems
@@ -98,21 +99,29 @@ class App(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            return await self._counted(scope, receive, send)
+            return await self._http(scope, receive, send)
         if scope["type"] != "websocket":
             return await super().__call__(scope, receive, send)
         scope["app"] = self
         await self.router(scope, receive, send)
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Count the request by method, route template (never the raw path: ids would make
-        a series each) and status, for /metrics."""
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Give the request an id (the client's X-Request-ID if sane; sent back, and on every
+        log line of the request), and count it by method, route template (never the raw
+        path: ids would make a series each) and status, for /metrics."""
         status = 500  # what the client gets when the app fails before answering
+        headers = Headers(scope=scope)
+        request_id = logs.request_id(headers.get("x-request-id"))
+        logs.REQUEST_ID.set(request_id)
+        client = scope.get("client")
+        if client:
+            logs.CONNECTION.set(f"{client[0]}:{client[1]}")
 
         async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
             await send(message)
 
         try:

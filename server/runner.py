@@ -37,7 +37,7 @@ class Server(uvicorn.Server):
             await super().startup(sockets)
         except SystemExit:
             if not self.lifespan.should_exit:  # the app started; the port did not bind
-                _bind_hint(self.config.host, self.config.port, self.settings.auth)
+                _bind_hint(self.config.host, self.config.port, self.settings)
             raise
         if not self.started:
             return
@@ -75,15 +75,17 @@ def _port(servers: list) -> int:
     return servers[0].sockets[0].getsockname()[1] if servers and servers[0].sockets else 0
 
 
-def _bind_hint(host: str, port: int, auth: bool) -> None:
+def _bind_hint(host: str, port: int, settings: Settings) -> None:
     token = " No access token was created: the first start that listens prints its link."
-    print(
-        f"coscribe: error: cannot listen on {host}:{port} (the line above says why): another "
-        "process may hold the port; stop it, or choose another with --port or COSCRIBE_PORT "
-        f"(0 picks a free one).{token if auth else ''}",
-        file=sys.stderr,
-        flush=True,
+    hint = (
+        f"cannot listen on {host}:{port} (the line above says why): another process may hold "
+        "the port; stop it, or choose another with --port or COSCRIBE_PORT (0 picks a free "
+        f"one).{token if settings.auth else ''}"
     )
+    if settings.log_format == "json":
+        log.error("%s", hint)
+    else:
+        print(f"coscribe: error: {hint}", file=sys.stderr, flush=True)
 
 
 def _announce(host: str, port: int, token: str) -> None:
@@ -113,12 +115,11 @@ def _find_app(app: object) -> Starlette:
 def run(app: Starlette, settings: Settings, db: Database) -> None:
     """Serve until SIGTERM/SIGINT. With auth on, the first start that listens creates an
     admin token and prints its link."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     config = uvicorn.Config(
         app,
+        # JSON: uvicorn's loggers keep no handlers of their own and reach the root handler
+        # (server/logs.py:configure), so its lines are JSON objects too.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

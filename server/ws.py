@@ -19,7 +19,7 @@ from crdt import protocol
 from crdt.document import InvalidUpdate, UpdateRefused
 from persistence.ids import is_id
 
-from . import closecodes
+from . import closecodes, logs
 from .admission import admission, admit_live
 from .auth import Principal, Refused, socket_token
 from .connection import Connection
@@ -60,6 +60,9 @@ async def note_socket(websocket: WebSocket) -> None:
     client = websocket.client
     address = client.host if client else "unknown"
     peer = f"{address}:{client.port}" if client else "unknown"
+    # Every log line of this socket's task names it (JSON logs: server/logs.py).
+    logs.CONNECTION.set(peer)
+    logs.NOTE.set(str(websocket.path_params.get("note_id", ""))[:140] or None)
     token, subprotocol = socket_token(
         websocket.query_params, websocket.scope.get("subprotocols", [])
     )
