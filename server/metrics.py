@@ -65,9 +65,19 @@ class Metrics:
         if port:
             from prometheus_client import start_http_server
 
-            self._port_server, _thread = start_http_server(
-                port, addr="127.0.0.1", registry=self.registry
-            )
+            try:
+                self._port_server, _thread = start_http_server(
+                    port, addr="127.0.0.1", registry=self.registry
+                )
+            except OSError as exc:
+                # An extra way in, not the server's purpose: say so loudly and serve on.
+                log.error(
+                    "COSCRIBE_METRICS_PORT: cannot listen on 127.0.0.1:%d (%s); /metrics on the "
+                    "main port (admin token) still works",
+                    port,
+                    exc,
+                )
+                return
             log.info("metrics served without a token on http://127.0.0.1:%d/metrics", port)
 
     def stop(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.live_server import LiveServer, run_cli
 from tests.processes import free_port
+from tests.server.test_cli import assert_one_line_error
 from tests.yclient import YClient, eventually
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
@@ -132,3 +134,22 @@ async def test_metrics_move_with_real_traffic_and_need_an_admin_token(tmp_path):
         plain = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert plain.status_code == 200
         assert value(samples(plain.text), "coscribe_broadcasts_total") >= broadcasts
+
+
+def test_a_taken_metrics_port_is_one_error_line_and_the_server_serves_on(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            "COSCRIBE_SQLITE_PATH": str(tmp_path / "p.sqlite"),
+            "COSCRIBE_METRICS_PORT": str(port),
+        }
+        with LiveServer(env, tmp_path) as server:
+            assert httpx.get(f"{server.url}/metrics").status_code == 200  # auth off here
+    assert f"COSCRIBE_METRICS_PORT: cannot listen on 127.0.0.1:{port}" in server.log()
+
+
+def test_a_bad_metrics_port_stops_start_up_with_one_line(tmp_path):
+    result = run_cli(["serve"], {"COSCRIBE_METRICS_PORT": "70000"}, tmp_path)
+    assert_one_line_error(result, "COSCRIBE_METRICS_PORT", "at most 65535")
