@@ -68,14 +68,12 @@ def status(db: Database) -> SchemaStatus:
 
 
 def upgrade(db: Database, revision: str = "head") -> SchemaStatus:
-    """Migrate the database to ``revision`` (head by default) in one transaction; at head,
-    also make sure the default workspace exists (ensure_default_workspace)."""
+    """Migrate the database to ``revision`` (head by default) in one transaction: the schema
+    only (`coscribe db migrate` and prepare() then add the default workspace)."""
     from alembic import command
 
     with db.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
-        if revision == "head":
-            workspaces.ensure_default(connection)
     return status(db)
 
 
