@@ -50,6 +50,12 @@ class Server(uvicorn.Server):
             token = first_admin_token(self.db)
             if token:
                 _announce(self.config.host, _port(self.servers), token)
+            else:
+                # Tokens exist: the first one's link was shown once. Say how to get in anyway.
+                log.info(
+                    "auth is on: clients need a token (`coscribe token list` shows them; "
+                    "`coscribe token create --role admin` makes an admin one)"
+                )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:

@@ -129,6 +129,10 @@ def test_a_start_that_cannot_bind_creates_no_token_and_says_why(tmp_path):
         assert "token create --role admin" in server.log()  # how to get another
         headers = {"Authorization": f"Bearer {link.group(2)}"}
         assert httpx.get(f"{server.url}/api/workspaces", headers=headers).status_code == 200
+    # Later starts show no token, but how to get one.
+    with LiveServer(env, tmp_path) as server:
+        later = server.log().split("Lost this link?")[-1]
+        assert "#token=" not in later and "coscribe token create --role admin" in later
 
 
 def _note_with_a_version_and_a_tail(env: dict[str, str], note_id: str, before: int, after: int):
