@@ -142,7 +142,7 @@ class Services:
         if self.bus is not None:  # after the rooms: their clients' goodbyes go out too
             await self.bus.close()
         await self.flusher.stop()
-        self.metrics.stop()
+        await asyncio.to_thread(self.metrics.stop)  # waits out the port's poll interval
         log.info("rooms closed, %s", "every update stored" if stored else "UPDATES NOT STORED")
         return stored
 
