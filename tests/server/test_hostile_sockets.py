@@ -121,7 +121,7 @@ class RawSocket:
         """Read up to nbytes; b"" once the server closed or dropped the socket."""
         try:
             data = self.sock.recv(nbytes)
-        except (ConnectionResetError, TimeoutError):
+        except OSError:  # reset, timed out, or shut down by close() from another thread
             data = b""
         if not data:
             self.eof = True
@@ -147,6 +147,9 @@ class RawSocket:
         return self.close_code
 
     def close(self) -> None:
+        # shutdown() first: it wakes a recv() blocked in another thread, close() alone may not.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
 
 
@@ -292,25 +295,29 @@ async def test_a_slow_reader_is_dropped_and_the_room_keeps_up(live, read_every_s
                     return
 
         reading = in_thread(trickle)
-        with RssSampler(server.process.pid) as memory:
-            start = time.monotonic()
-            left: list[float] = []
+        try:
+            with RssSampler(server.process.pid) as memory:
+                start = time.monotonic()
+                left: list[float] = []
 
-            async def watch() -> None:
-                left.append(await room.wait_connections(READERS + 1, 60))
+                async def watch() -> None:
+                    left.append(await room.wait_connections(READERS + 1, 60))
 
-            watching = asyncio.create_task(watch())
-            # 20 kB updates, 50 a second: 1 MB/s to each of the five sockets.
-            await room.write_while(lambda: not watching.done(), every_s=0.02, pad=20_000)
-            await watching
-            await room.all_arrived()
-            # The room forgot it at once; its socket (and buffer) goes within 5 s after.
-            await eventually(lambda: server_fds(server) <= fds, timeout=15, what="socket freed")
-            freed = time.monotonic() - start
-        stop.set()
+                watching = asyncio.create_task(watch())
+                # 20 kB updates, 50 a second: 1 MB/s to each of the five sockets.
+                await room.write_while(lambda: not watching.done(), every_s=0.02, pad=20_000)
+                await watching
+                await room.all_arrived()
+                # The room forgot it at once; its socket (and buffer) goes within 5 s after.
+                await eventually(lambda: server_fds(server) <= fds, timeout=15, what="socket freed")
+                freed = time.monotonic() - start
+        finally:
+            # A failure above must not leave the trickling thread blocked on the socket: the
+            # loop's executor would wait for it at teardown, for ever.
+            stop.set()
+            attacker.close()
         await reading
         summary = room.check_latency()
-        attacker.close()
     assert "not reading" in server.log()
     # What the attacker holds is SEND_QUEUE_BYTES plus a frame; the rest is the writer's
     # 1 MB/s going through the room, the log and the database.
