@@ -20,12 +20,15 @@ from persistence.engine import Database
 
 from .addresses import Addresses
 from .auth import Authenticator
-from .health import StorageHealth
+from .feed import Feed
+from .health import STORAGE_ERRORS, StorageHealth
+from .indexer import Indexer
 from .loops import Background, every
 from .persister import Persister
 from .registry import RoomRegistry
 from .sessions import SessionWatch
 from .settings import Settings
+from .webhooks import WebhookWorker
 from .worker import Worker
 
 log = logging.getLogger("coscribe")
@@ -44,6 +47,9 @@ class Services:
     persister: Persister
     rooms: RoomRegistry
     watch: SessionWatch
+    indexer: Indexer
+    feed: Feed
+    webhooks: WebhookWorker
     loops: Background = field(default_factory=lambda: Background(log))
     flusher: Background = field(default_factory=lambda: Background(log))
     _stopping: asyncio.Task[bool] | None = None
@@ -62,7 +68,11 @@ class Services:
         )
         rooms = RoomRegistry(db, settings, persister)
         persister.on_note_gone = rooms.note_gone
-        return cls(
+        feed = Feed(db, poll_s=settings.feed_poll_ms / 1000)
+        webhook_worker = WebhookWorker(db, settings)
+        indexer = Indexer(db, settings, rooms)
+        persister.on_stored = indexer.noted
+        services = cls(
             settings=settings,
             db=db,
             health=health,
@@ -72,7 +82,18 @@ class Services:
             persister=persister,
             rooms=rooms,
             watch=SessionWatch(db, rooms, settings.auth_recheck_s),
+            indexer=indexer,
+            feed=feed,
+            webhooks=webhook_worker,
         )
+        indexer.on_events = services.events_written
+        return services
+
+    def events_written(self) -> None:
+        """This process appended events: stream them and deliver them now, not at the next
+        poll (other processes' events arrive by polling the table)."""
+        self.feed.wake()
+        self.webhooks.wake()
 
     def start(self) -> None:
         self.flusher.spawn("persister", self.persister.run())
@@ -86,6 +107,23 @@ class Services:
             every(self.settings.auth_recheck_s, self.watch.check, log=log, what="session watch"),
         )
         self.loops.spawn("worker", self.worker.run())
+        self.loops.spawn("indexer", self.indexer.run())
+        self.loops.spawn("search catch-up", self._catch_up())
+        self.loops.spawn("change feed", self.feed.run())
+        self.loops.spawn("webhook worker", self.webhooks.run())
+
+    async def _catch_up(self) -> None:
+        """Index what is stale at start, then every search_catchup_s."""
+        try:
+            await self.indexer.catch_up()
+        except STORAGE_ERRORS as exc:  # the loop below tries again
+            log.warning("search catch-up at start failed: %s", str(exc).splitlines()[0][:300])
+        await every(
+            self.settings.search_catchup_s,
+            self.indexer.catch_up,
+            log=log,
+            what="search catch-up",
+        )
 
     async def probe(self) -> None:
         """SELECT 1, bounded. A failure makes the storage failing; a success makes it ok
@@ -115,9 +153,17 @@ class Services:
         return await asyncio.shield(self._stopping)
 
     async def _stop(self) -> bool:
+        self.feed.close()
         await self.loops.stop()
         stored = await self.rooms.shutdown(self.settings.shutdown_timeout_s)
         await self.flusher.stop()
+        # The last edits were just stored: index them and send their events now (a crash
+        # instead leaves them to the catch-up at the next start).
+        try:
+            async with asyncio.timeout(self.settings.shutdown_timeout_s):
+                await self.indexer.flush()
+        except TimeoutError:
+            log.warning("indexing the last edits timed out; the next start catches up")
         log.info("rooms closed, %s", "every update stored" if stored else "UPDATES NOT STORED")
         return stored
 

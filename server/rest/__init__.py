@@ -13,10 +13,13 @@ from . import (
     background_tasks,
     codebases,
     conversations,
+    events,
     me,
     notes,
     schedules,
+    search,
     tasks,
+    webhooks,
     workspaces,
 )
 from .api import Api
@@ -32,6 +35,9 @@ RESOURCES = (
     tasks,
     background_tasks,
     schedules,
+    search,
+    events,
+    webhooks,
 )
 
 
