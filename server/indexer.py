@@ -205,7 +205,10 @@ class Indexer:
                 result, body, before = indexed
                 if result is None or result.deleted:
                     continue
-                if not result.changed and result.version == before:
+                # A first indexing of an empty note is no change; after that, a new body or
+                # a new version (other roots than the body changed) is.
+                same_body = body == (result.previous or "")
+                if same_body and (before is None or result.version == before):
                     continue
                 changes.append(
                     (
