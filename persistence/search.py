@@ -236,7 +236,7 @@ def indexed_body(conn: sa.Connection, note_id: str) -> str | None:
     ).scalar()
 
 
-def stale_notes(conn: sa.Connection, limit: int = 100) -> list[str]:
+def stale_notes(conn: sa.Connection, limit: int | None = 100) -> list[str]:
     """Notes (not deleted) whose stored log is ahead of their index entry, or that have none:
     edits stored by another process, a crash before indexing, an import, a restore."""
     query = (
