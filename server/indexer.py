@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crdt import document, text
-from persistence import events, search
+from persistence import events, search, update_log
 from persistence.engine import Database
 from persistence.errors import NotFoundError
 from persistence.schema import note_search
@@ -186,23 +186,35 @@ class Indexer:
         return len(note_ids)
 
     def _write(self, bodies: dict[str, tuple[str, str] | None]) -> int:
-        """On a worker thread: one transaction for the batch; how many events it wrote."""
+        """On a worker thread: bodies of notes without a room are loaded in a read
+        transaction, then the batch is written in one short write transaction (SQLite has one
+        writer: loading documents under its lock would hold up the persister). Returns how
+        many events it wrote."""
         limits = self.settings.crdt_limits
         max_chars = self.settings.search_max_indexed_chars
+        stored = [note_id for note_id, live in bodies.items() if live is None]
+        loaded: dict[str, tuple[str, int]] = {}
+        if stored:
+            with self.db.read() as conn:
+                for note_id in stored:
+                    found = _load(conn, note_id, limits)
+                    if found is not None:
+                        loaded[note_id] = found
         with self.db.begin() as conn:
             changes = []
             for note_id, live in bodies.items():
-                if live is None:
-                    indexed = _from_storage(conn, note_id, limits, max_chars)
-                    vector = None
-                else:
+                vector: str | None = None
+                version: int | None = None
+                if live is not None:
                     body, vector = live
-                    before = _version(conn, note_id)
-                    indexed = search.index_note(conn, note_id, body, max_chars=max_chars)
-                    indexed = (indexed, body, before)
-                if indexed is None:
+                elif note_id in loaded:
+                    body, version = loaded[note_id]
+                else:
                     continue
-                result, body, before = indexed
+                before = _version(conn, note_id)
+                result = search.index_note(
+                    conn, note_id, body, max_chars=max_chars, version=version
+                )
                 if result is None or result.deleted:
                     continue
                 # A first indexing of an empty note is no change; after that, a new body or
@@ -210,14 +222,8 @@ class Indexer:
                 same_body = body == (result.previous or "")
                 if same_body and (before is None or result.version == before):
                     continue
-                changes.append(
-                    (
-                        result.workspace_id,
-                        note_id,
-                        "changed",
-                        _changed(result, body, vector),
-                    )
-                )
+                data = _changed(result, body, vector)
+                changes.append((result.workspace_id, note_id, "changed", data))
             # Last in the transaction: the event counter's row lock is held until commit.
             events.append_many(conn, changes)
             return len(changes)
@@ -230,21 +236,18 @@ def _version(conn: sa.Connection, note_id: str) -> int | None:
     ).scalar()
 
 
-def _from_storage(
-    conn: sa.Connection, note_id: str, limits: Any, max_chars: int
-) -> tuple[search.Indexed | None, str, int | None] | None:
-    before = _version(conn, note_id)
+def _load(conn: sa.Connection, note_id: str, limits: Any) -> tuple[str, int] | None:
+    """A note's body and the last_seq it includes, from storage (None: gone, deleted or
+    refused). One statement reads the snapshot and the log, and last_seq comes with it."""
     try:
-        result = search.reindex_note(conn, note_id, crdt_limits=limits, max_chars=max_chars)
+        stored = update_log.load_note(conn, note_id)
+        doc = document.load(stored.state, [u for _, u in stored.updates], limits=limits)
     except NotFoundError:
         return None
     except (document.UpdateRefused, document.InvalidUpdate) as exc:
         log.warning("note %s not indexed: its stored content is refused (%s)", note_id, exc)
         return None
-    if result is None:
-        return None
-    body = search.indexed_body(conn, note_id) or ""
-    return result, body, before
+    return document.body_text(doc), stored.last_seq
 
 
 def _changed(result: search.Indexed, body: str, vector: str | None) -> dict[str, Any]:
