@@ -10,7 +10,7 @@ on SQLite) only ever sees space-separated words: both give the same hits. There 
 A query is words and "quoted phrases", all of which must match. Nothing a user types reaches
 the FTS5 or tsquery syntax as syntax: every word is quoted after normalization, and only
 letters and digits survive normalization, so operators, quotes and parentheses are just
-separators. Ranking is BM25 on SQLite and ts_rank_cd on PostgreSQL, title words weighing 10x
+separators. Ranking is BM25 on SQLite and ts_rank on PostgreSQL, title words weighing 10x
 body words on both; snippets and their highlights are made here, the same way for both.
 
 Every function takes the caller's Connection and never commits.
@@ -320,7 +320,7 @@ ORDER BY score DESC, n.id LIMIT :limit
 _POSTGRES_HITS = """
 WITH hits AS MATERIALIZED (
     SELECT n.id AS note_id, n.workspace_id, n.title, n.updated_at,
-           CAST(ts_rank_cd('{{0.1, 0.1, 0.1, 1.0}}', s.document, q.query, 1)
+           CAST(ts_rank('{{0.1, 0.1, 0.1, 1.0}}', s.document, q.query, 1)
                 AS double precision) AS score
     FROM note_search s JOIN notes n ON n.id = s.note_id,
          to_tsquery('simple', :match) AS q(query)
@@ -394,12 +394,22 @@ def search(
 # --- snippets -------------------------------------------------------------------------------------
 
 
-def _highlights(text: str, wanted: frozenset[str]) -> list[list[int]]:
-    """[start, length] (code points) of every word of ``text`` that is one of ``wanted``."""
-    found = []
+def _highlights(text: str, wanted: frozenset[str], window: int | None = None) -> list[list[int]]:
+    """[start, length] (code points) of every word of ``text`` that is one of ``wanted``;
+    with ``window``, only those up to ``window`` characters after the first one (a snippet
+    needs no more, and a long body is not scanned to its end)."""
+    found: list[list[int]] = []
+    end = None
     for match in _RAW_WORDS.finditer(text):
-        if "".join(words(match.group())) in wanted:
+        if end is not None and match.start() >= end:
+            break
+        raw = match.group()
+        # Most words are ASCII: lower() is what folding them comes to, at a fraction of the cost.
+        key = raw.lower() if raw.isascii() else "".join(words(raw))
+        if key in wanted:
             found.append([match.start(), match.end() - match.start()])
+            if window is not None and end is None:
+                end = match.start() + window
     return found
 
 
@@ -408,7 +418,7 @@ def snippet(body: str, wanted: frozenset[str], width: int = SNIPPET_CHARS) -> Ro
     ``highlights`` ([start, length] in code points of the snippet) and ``snippet_html``
     (escaped, matches in <mark>)."""
     scan = body[:SNIPPET_SCAN_CHARS]
-    hits = _highlights(scan, wanted)
+    hits = _highlights(scan, wanted, width)
     if hits:
         first = hits[0][0]
         start = max(0, first - width // 3)
