@@ -116,3 +116,19 @@ def test_missing_q_and_a_forged_cursor(world):
     client, _ = world
     assert_problem(client.get("/api/search"), 422, "q")
     assert_problem(client.get("/api/search", params={"q": "x", "cursor": "AAAA"}), 422, "cursor")
+
+
+def test_search_follows_a_version_restore_and_compaction(world, db):
+    from persistence import compaction
+
+    client, _ = world
+    client.post("/api/notes", json={"workspace_id": "alpha", "id": "v", "text": "original wording"})
+    version = client.post("/api/notes/v/versions", json={"label": "first"}).json()
+    client.put("/api/notes/v/text", json={"text": "rewritten entirely"})
+    wait_found(client, "original", set())
+    compaction.compact_note(db, "v")
+    wait_found(client, "rewritten", {"v"})
+    restored = client.post(f"/api/notes/v/versions/{version['id']}/restore")
+    assert restored.status_code == 201, restored.text
+    wait_found(client, "original", {"v"})
+    wait_found(client, "rewritten", set())
