@@ -5,6 +5,7 @@ two instances sharing PostgreSQL, and the answers to ids that cannot be resumed 
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import httpx
 import pytest
@@ -162,3 +163,22 @@ async def test_resuming_across_a_restart_and_across_instances(tmp_path, postgres
         assert migrate.status(db).up_to_date
     finally:
         db.close()
+
+
+async def test_open_streams_end_when_the_server_stops(tmp_path, sqlite_env):
+    server = LiveServer(sqlite_env, tmp_path).start()
+    try:
+        async with (
+            httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+            open_stream(http) as feed,
+        ):
+            await http.post("/api/notes", json={"id": "n"})
+            assert (await feed.next())["event"] == "created"
+            started = asyncio.get_running_loop().time()
+            code = await asyncio.to_thread(server.stop)
+            assert code in (0, -signal.SIGTERM), server.log()[-3000:]
+            assert asyncio.get_running_loop().time() - started < 8
+            with pytest.raises((EOFError, httpx.HTTPError)):
+                await feed.next(5)
+    finally:
+        server.stop()
