@@ -230,12 +230,6 @@ def retitle(
     )
 
 
-def indexed_body(conn: sa.Connection, note_id: str) -> str | None:
-    return conn.execute(
-        sa.select(note_search.c.body).where(note_search.c.note_id == note_id)
-    ).scalar()
-
-
 def stale_notes(conn: sa.Connection, limit: int | None = 100) -> list[str]:
     """Notes (not deleted) whose stored log is ahead of their index entry, or that have none:
     edits stored by another process, a crash before indexing, an import, a restore."""
@@ -271,14 +265,6 @@ def reindex_note(
     return index_note(
         conn, note_id, document.body_text(doc), max_chars=max_chars, version=row.last_seq
     )
-
-
-def forget_all(conn: sa.Connection) -> int:
-    """Empty the index (`coscribe search reindex --all` rebuilds it from storage)."""
-    return conn.execute(sa.delete(note_search)).rowcount
-
-
-# --- searching ----------------------------------------------------------------------------------
 
 
 def _encode_cursor(score: float, note_id: str) -> str:

@@ -61,7 +61,7 @@ class Feed:
         self.reads = 0
         self.closed = False
         self._wake = asyncio.Event()
-        self._started = asyncio.Event()
+        self._head_known = False  # head is read from the table once, at start
         self._failures = Failures(log, "reading the change feed")
 
     def wake(self) -> None:
@@ -71,9 +71,9 @@ class Feed:
     async def run(self) -> None:
         while True:
             try:
-                if not self._started.is_set():
+                if not self._head_known:
                     self.head = await asyncio.to_thread(self._last_id)
-                    self._started.set()
+                    self._head_known = True
                 while await self._read_once():
                     pass
             except STORAGE_ERRORS as exc:
@@ -101,18 +101,12 @@ class Feed:
                 subscriber.offer(row)
         return len(rows) == READ_BATCH
 
-    def read(self, after: int, limit: int = READ_BATCH, workspace_ids: list[str] | None = None):
-        """Runs on a worker thread."""
+    def read(
+        self, after: int, limit: int = READ_BATCH, workspace_ids: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Events after ``after`` from the table (on a worker thread)."""
         with self.db.read() as conn:
             return events.read(conn, after, limit=limit, workspace_ids=workspace_ids)
-
-    def bounds(self) -> tuple[int, int]:
-        """(last id, pruned through), from the database; on a worker thread."""
-        with self.db.read() as conn:
-            return events.last_id(conn), events.pruned_through(conn)
-
-    async def started(self) -> None:
-        await self._started.wait()
 
     def close(self) -> None:
         """Shutting down: every stream ends (its client reconnects to another instance or
