@@ -9,7 +9,8 @@ records the highest id it removed, so a client resuming from before that learns 
 resynchronize instead of silently missing events.
 
 Appending an event also queues a delivery to every enabled webhook of its workspace, in the
-same transaction (persistence/webhooks.py).
+same transaction (persistence/webhooks.py), and on PostgreSQL sends a NOTIFY on
+NOTIFY_CHANNEL (delivered at commit) that other processes' feeds LISTEN for.
 
 Every function takes the caller's Connection and never commits.
 """
@@ -30,6 +31,7 @@ from .schema import counters, note_events
 KINDS = ("created", "renamed", "deleted", "restored", "changed")
 EVENT_COUNTER = "event"
 PRUNED_COUNTER = "event_pruned"
+NOTIFY_CHANNEL = "coscribe_events"
 
 _BUMP = sa.text(
     "INSERT INTO counters (name, value) VALUES (:name, :count) "
@@ -94,6 +96,10 @@ def append_many(
     ]
     conn.execute(sa.insert(note_events), rows)
     webhooks.queue_deliveries(conn, rows, now=now)
+    if conn.dialect.name == "postgresql":
+        # A wake-up for the other instances' feeds, sent by PostgreSQL at commit (and not at
+        # all on rollback); the table stays the truth, readers still poll it.
+        conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return rows
 
 

@@ -3,8 +3,9 @@ Server-Sent Events streams of ``GET /api/events``.
 
 The event log table is the truth (persistence/events.py): ids commit in order, so reading
 ``id > last`` never skips one, whichever process wrote it. One task reads new events every
-``feed_poll_ms`` (at once when this process wrote some: ``wake``) and hands them to every
-open stream, so a thousand streams cost one query per poll, not a thousand.
+``feed_poll_ms``, and at once when this process wrote some (``wake``) or, on PostgreSQL, when
+another process did (its NOTIFY, ``listen``), and hands them to every open stream, so a
+thousand streams cost one query per batch, not a thousand.
 
 A stream subscribes first, then reads what it missed from the table (Last-Event-ID), then
 takes the live events, skipping those it already sent: nothing falls between the two. A
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,7 @@ log = logging.getLogger("coscribe.feed")
 
 READ_BATCH = 500
 STREAM_BUFFER = 1000
+LISTEN_TIMEOUT_S = 1.0  # how soon a LISTENing thread notices it should stop
 RETRY_MS = 2000  # what an EventSource waits before reconnecting after the stream ends
 
 
@@ -67,6 +70,35 @@ class Feed:
     def wake(self) -> None:
         """Events were just written by this process: read them now."""
         self._wake.set()
+
+    async def listen(self) -> None:
+        """On PostgreSQL: wake on every NOTIFY of the event channel, whichever process
+        appended the events (until cancelled)."""
+        import psycopg  # only with PostgreSQL (a SQLite server never loads it)
+
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+        try:
+            while not stop.is_set():
+                try:
+                    await asyncio.to_thread(self._listen, loop, stop)
+                except (*STORAGE_ERRORS, psycopg.Error) as exc:
+                    self._failures.failed(exc)
+                    await asyncio.sleep(self.poll_s)  # polling goes on meanwhile
+        finally:
+            stop.set()  # the thread ends within LISTEN_TIMEOUT_S
+
+    def _listen(self, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+        """On a thread: one connection of its own, outside the pool, LISTENing."""
+        import psycopg
+
+        engine = self.db.engine
+        args, kwargs = engine.dialect.create_connect_args(engine.url)
+        with psycopg.connect(*args, **{**kwargs, "autocommit": True}) as conn:
+            conn.execute(f"LISTEN {events.NOTIFY_CHANNEL}")
+            while not stop.is_set():
+                if any(True for _ in conn.notifies(timeout=LISTEN_TIMEOUT_S)):
+                    loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self) -> None:
         while True:

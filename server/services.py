@@ -110,6 +110,8 @@ class Services:
         self.loops.spawn("indexer", self.indexer.run())
         self.loops.spawn("search catch-up", self._catch_up())
         self.loops.spawn("change feed", self.feed.run())
+        if self.db.driver == "postgres":  # other processes' events wake the feed at once
+            self.loops.spawn("change feed listener", self.feed.listen())
         self.loops.spawn("webhook worker", self.webhooks.run())
 
     async def _catch_up(self) -> None:

@@ -182,3 +182,21 @@ async def test_open_streams_end_when_the_server_stops(tmp_path, sqlite_env):
                 await feed.next(5)
     finally:
         server.stop()
+
+
+async def test_another_instance_wakes_the_feed_at_once_on_postgres(tmp_path, postgres_schemas):
+    # Polling every 30 s: what arrives sooner was woken by the other instance's NOTIFY.
+    env = {"DATABASE_URL": postgres_schemas.new(), **FAST, "COSCRIBE_FEED_POLL_MS": "30000"}
+    assert run_cli(["db", "migrate"], env, tmp_path).returncode == 0
+    with LiveServer(env, tmp_path) as first, LiveServer(env, tmp_path) as second:
+        async with (
+            httpx.AsyncClient(base_url=first.url, timeout=10) as a,
+            httpx.AsyncClient(base_url=second.url, timeout=10) as b,
+            open_stream(b) as feed,
+        ):
+            for i in range(3):
+                started = asyncio.get_running_loop().time()
+                await a.post("/api/notes", json={"id": f"n{i}"})
+                event = await feed.next(10)
+                assert event["data"]["note_id"] == f"n{i}"
+                assert asyncio.get_running_loop().time() - started < 2
