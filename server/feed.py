@@ -73,22 +73,44 @@ class Feed:
 
     async def listen(self) -> None:
         """On PostgreSQL: wake on every NOTIFY of the event channel, whichever process
-        appended the events (until cancelled)."""
+        appended the events (until cancelled). While the database is unreachable it says so
+        once, polling carries on, and it says so again once it listens again."""
         import psycopg  # only with PostgreSQL (a SQLite server never loads it)
 
         loop = asyncio.get_running_loop()
         stop = threading.Event()
+        failing = False
+
+        def listening() -> None:
+            nonlocal failing
+            if failing:
+                failing = False
+                log.warning("listening for other instances' events works again")
+
         try:
-            while not stop.is_set():
+            while True:
                 try:
-                    await asyncio.to_thread(self._listen, loop, stop)
-                except (*STORAGE_ERRORS, psycopg.Error) as exc:
-                    self._failures.failed(exc)
-                    await asyncio.sleep(self.poll_s)  # polling goes on meanwhile
+                    await asyncio.to_thread(self._listen, loop, stop, listening)
+                except psycopg.Error as exc:
+                    if not failing:
+                        failing = True
+                        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                        log.warning(
+                            "listening for other instances' events failed (%s); polling every "
+                            "%gs until it works again",
+                            first[:300],
+                            self.poll_s,
+                        )
+                    await asyncio.sleep(self.poll_s)
         finally:
             stop.set()  # the thread ends within LISTEN_TIMEOUT_S
 
-    def _listen(self, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+    def _listen(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        stop: threading.Event,
+        listening: Callable[[], None],
+    ) -> None:
         """On a thread: one connection of its own, outside the pool, LISTENing."""
         import psycopg
 
@@ -96,6 +118,9 @@ class Feed:
         args, kwargs = engine.dialect.create_connect_args(engine.url)
         with psycopg.connect(*args, **{**kwargs, "autocommit": True}) as conn:
             conn.execute(f"LISTEN {events.NOTIFY_CHANNEL}")
+            loop.call_soon_threadsafe(listening)
+            # Events may have come while nobody listened: read the table now.
+            loop.call_soon_threadsafe(self._wake.set)
             while not stop.is_set():
                 if any(True for _ in conn.notifies(timeout=LISTEN_TIMEOUT_S)):
                     loop.call_soon_threadsafe(self._wake.set)
