@@ -15,7 +15,9 @@ what one owner and the whole room may hold, so what a newcomer is sent on joinin
 - An entry that would change or remove a state another owner holds is dropped. Stock
   y-websocket clients echo every change they receive, others' states included, with the same
   clock: an echo changes nothing, so it is neither a claim nor dropped.
-- There is no taking over, not even of a client's own id: a y-websocket client that
+- There is no taking over (but of states the room says are transferable: in a cluster, those
+  of another server's connections, taken by a newer clock), not even of a client's own id: a
+  y-websocket client that
   reconnects keeps its id, and while the server has not noticed its old socket is gone, the
   new socket's changes to that id are dropped. That heals itself: the old socket's state is
   removed when it closes or times out (30 s without renewal), the removal is broadcast, and
@@ -87,10 +89,17 @@ class Applied:
 
 class AwarenessStates:
     def __init__(
-        self, timeout_s: float = DEFAULT_TIMEOUT_S, limits: AwarenessLimits | None = None
+        self,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        limits: AwarenessLimits | None = None,
+        transferable: Callable[[Hashable], bool] | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self.limits = limits or AwarenessLimits()
+        # Owners whose states pass to whoever announces the same client id with a newer clock:
+        # in a cluster, another server's connections (a client that moved off a server that
+        # died announces itself through this one).
+        self._transferable = transferable or (lambda owner: False)
         self._states: dict[int, _State] = {}
         self._owned: dict[Hashable, set[int]] = {}
         self._bytes = 0
@@ -147,7 +156,11 @@ class AwarenessStates:
             removes_known = entry.clock == known_clock and entry.state is None and current
             if not (newer or removes_known):
                 continue
-            if current is not None and current.owner != owner:
+            if (
+                current is not None
+                and current.owner != owner
+                and not (newer and self._transferable(current.owner))
+            ):
                 # A foreign removal is what a stock client echoes when its own timer dropped
                 # a peer: harmless, and no reason to complain.
                 if entry.state is not None:

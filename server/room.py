@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple, Protocol
 
 import pycrdt
 
@@ -63,6 +63,15 @@ class Relay(Protocol):
     def awareness(self, room: Room, connection: Connection, payload: bytes) -> None: ...
 
 
+class RemoteOwner(NamedTuple):
+    """Who holds awareness states announced on another instance of a cluster: that instance
+    and its connection. Such states pass to a connection that announces the same client id
+    with a newer clock (the client moved here when its instance died)."""
+
+    instance: str
+    connection: int
+
+
 class Broadcast:
     """The local sink: every connection of the room gets the update, the sender included."""
 
@@ -95,7 +104,11 @@ class Room:
         self.workspace_id = workspace_id  # a note never changes workspace
         self.doc = doc
         self.connections: set[Connection] = set()
-        self.awareness = AwarenessStates(awareness_timeout_s, awareness_limits)
+        self.awareness = AwarenessStates(
+            awareness_timeout_s,
+            awareness_limits,
+            transferable=lambda owner: isinstance(owner, RemoteOwner),
+        )
         self.sinks = tuple(sinks)
         self.relay = relay
         # Server-side users holding the room open (REST edits) besides its connections.
@@ -230,16 +243,22 @@ class Room:
             if self.relay is not None:
                 self.relay.awareness(self, connection, payload)
 
-    def remote_awareness(self, owner: Hashable, entries: Sequence[AwarenessEntry]) -> None:
-        """Awareness states of a connection of another instance (owner names both): kept
-        like a local connection's, sent to this room's connections, not relayed again."""
+    def remote_awareness(
+        self, instance: str, connection: int, entries: Sequence[AwarenessEntry]
+    ) -> None:
+        """Awareness states of a connection of another instance: kept like a local
+        connection's, sent to this room's connections, not relayed again."""
+        owner = RemoteOwner(instance, connection)
         applied = self.awareness.apply(entries, time.monotonic(), owner)
         if applied.changed:
             self.broadcast(protocol.awareness(protocol.awareness_payload(applied.changed)))
 
-    def forget_owners(self, match: Callable[[Hashable], bool]) -> None:
-        """Remove the awareness states of every owner that matches (an instance died)."""
-        removed = self.awareness.remove_owners(match, time.monotonic())
+    def forget_instance(self, instance: str) -> None:
+        """Remove the awareness states of every connection of an instance that died."""
+        removed = self.awareness.remove_owners(
+            lambda owner: isinstance(owner, RemoteOwner) and owner.instance == instance,
+            time.monotonic(),
+        )
         if removed:
             self.broadcast(protocol.awareness(protocol.awareness_payload(removed)))
 

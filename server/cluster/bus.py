@@ -204,7 +204,7 @@ class Bus:
                 if not replay:
                     self._sync(room)  # it may have needed something this room missed
         elif entry.kind == AWARENESS:
-            room.remote_awareness((entry.origin, entry.connection), entry.awareness())
+            room.remote_awareness(entry.origin, entry.connection, entry.awareness())
         elif replay:
             return  # questions in the tail are old: their askers have their answers
         elif entry.kind == SYNC:
@@ -374,7 +374,7 @@ class Bus:
     async def _peer_dead(self, peer: str) -> None:
         self._peers.discard(peer)
         for room in list(self.rooms.values()):
-            room.forget_owners(lambda owner: isinstance(owner, tuple) and owner[0] == peer)
+            room.forget_instance(peer)
         notes = [note_id for note_id, origins in self._sources.items() if peer in origins]
         for note_id in notes:
             self._sources[note_id].discard(peer)

@@ -69,10 +69,42 @@ async def test_remote_presence_is_kept_per_connection_and_forgotten_with_its_ins
     # Eight ids per owner at most: two connections of one instance hold eight each.
     for connection in (1, 2):
         entries = [AwarenessEntry(100 * connection + i, 1, {"i": i}) for i in range(8)]
-        room.remote_awareness(("other", connection), entries)
+        room.remote_awareness("other", connection, entries)
     assert len(room.awareness) == 17
-    room.forget_owners(lambda owner: isinstance(owner, tuple) and owner[0] == "other")
+    room.forget_instance("other")
     assert len(room.awareness) == 1
     assert [payload for _, payload in room.local_awareness()] == [
         protocol.awareness_payload([AwarenessEntry(1, 1, {"user": "here"})])
     ]
+
+
+async def test_a_client_that_moved_here_takes_its_state_over_with_a_newer_clock(room_and_bus):
+    room, bus = room_and_bus
+    room.remote_awareness("dead", 1, [AwarenessEntry(7, 3, {"cursor": 1})])
+    moved = Channel("n1", "moved")
+    room.join(moved.connection)
+
+    def announce(clock: int, state: object) -> None:
+        payload = protocol.awareness_payload([AwarenessEntry(7, clock, state)])
+        room.receive(moved.connection, protocol.decode(protocol.awareness(payload)))
+
+    announce(3, {"cursor": 1})  # the same clock (a reconnect, or an echo): nothing to take
+    assert bus.awareness_sent == []
+    announce(4, {"cursor": 2})
+    assert [cid for cid, _ in bus.awareness_sent] == [id(moved.connection)]
+    room.forget_instance("dead")  # its instance is found dead: the moved client stays
+    assert [payload for _, payload in room.local_awareness()] == [
+        protocol.awareness_payload([AwarenessEntry(7, 4, {"cursor": 2})])
+    ]
+
+
+async def test_a_local_connection_state_is_never_taken_over(room_and_bus):
+    room, _ = room_and_bus
+    first, second = Channel("n1", "first"), Channel("n1", "second")
+    room.join(first.connection)
+    room.join(second.connection)
+    for channel, clock in ((first, 1), (second, 2)):
+        payload = protocol.awareness_payload([AwarenessEntry(7, clock, {"clock": clock})])
+        room.receive(channel.connection, protocol.decode(protocol.awareness(payload)))
+    assert room.awareness.owned(first.connection) == {7}
+    assert not room.awareness.owned(second.connection)
