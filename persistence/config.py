@@ -44,7 +44,11 @@ VARIABLES = {
         str(DEFAULT_SQLITE_BUSY_TIMEOUT_MS),
         "how long a SQLite writer waits for the write lock",
     ),
-    "REDIS_URL": ("unset", "reserved for sharing rooms between instances; requires PostgreSQL"),
+    "REDIS_URL": (
+        "unset",
+        "cluster mode: instances share live notes through Redis (`redis://`, `rediss://`, "
+        "`unix://`); requires PostgreSQL",
+    ),
 }
 MEMORY_WARNING = (
     "WARNING: COSCRIBE_DB_DRIVER=memory keeps everything in memory: all data is lost on exit."

@@ -29,6 +29,7 @@ from .auth import is_loopback
 log = logging.getLogger("coscribe.settings")
 
 PREFIX = "COSCRIBE_"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # Variables that no longer do anything, and what to use instead: one warning each at start.
 REMOVED = {
@@ -303,10 +304,37 @@ class Settings:
         minimum=1,
     )
 
+    redis_prefix: str = setting(
+        "coscribe:",
+        "Cluster (REDIS_URL set): every Redis key this server uses starts with this prefix.",
+    )
+    cluster_window_s: int = setting(
+        60,
+        "Cluster: how long a note's Redis stream keeps updates, for instances that open the "
+        "note or reconnect meanwhile (also the stream's expiry once the note is quiet).",
+        minimum=5,
+        maximum=3600,
+    )
+    cluster_heartbeat_s: int = setting(
+        5,
+        "Cluster: how often an instance says it is alive; one silent for 3 beats is dead and "
+        "the presence of its clients is removed everywhere.",
+        minimum=1,
+        maximum=60,
+    )
+    cluster_queue_bytes: int = setting(
+        32 * 1024 * 1024,
+        "Cluster: updates waiting to go to Redis past this many bytes are dropped (the note "
+        "is re-synced with the other instances once Redis keeps up again).",
+        minimum=1024 * 1024,
+    )
+
     # Not read from a COSCRIBE_ variable of its own: load_settings() fills it in from
     # DATABASE_URL, COSCRIBE_DB_DRIVER, ... (persistence.config). None in a Settings built
     # by hand, for an app given its Database directly.
     database: DatabaseConfig | None = field(default=None, compare=False)
+    # REDIS_URL (cluster mode), checked by persistence.config: it needs PostgreSQL.
+    redis_url: str | None = field(default=None, compare=False, repr=False)
 
     @functools.cached_property
     def crdt_limits(self) -> Limits:
@@ -461,7 +489,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     for variable, instead in REMOVED.items():
         if env.get(variable, "").strip():
             log.warning("%s no longer has an effect: %s", variable, instead)
-    return Settings(**values, database=database)
+    redis_url = env.get("REDIS_URL", "").strip() or None
+    if redis_url is not None and not redis_url.startswith(REDIS_SCHEMES):
+        raise ConfigError(
+            "REDIS_URL", f"expected redis://, rediss:// or unix://, got {redis_url[:20]!r}"
+        )
+    return Settings(**values, database=database, redis_url=redis_url)
 
 
 def current_names(env: Mapping[str, str]) -> dict[str, str]:
