@@ -1,0 +1,79 @@
+"""Three instances, Node yjs + y-websocket clients spread over them, everyone typing at once:
+every client ends with the same text and the same state vector, every instance serves that
+note over REST, and each update is stored once (not once per instance)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from tests.cluster.harness import (
+    Typist,
+    converge,
+    covered,
+    create_note,
+    eventually,
+    overlaps,
+    served_state_vector,
+    state_vector,
+    stored_ranges,
+    stored_text,
+    stored_updates,
+    ws_url,
+)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+WORDS = 15  # per client
+PER_INSTANCE = 2
+
+
+async def test_concurrent_typing_on_three_instances_converges(make_cluster, spawn):
+    # No compaction: the update log must still hold every row when it is read at the end.
+    cluster = make_cluster(COSCRIBE_COMPACT_AFTER_UPDATES="1000000")
+    instances = await cluster.start(3)
+    note = f"conv-{uuid.uuid4().hex[:8]}"
+    await create_note(instances[0], note)
+
+    peers = await spawn(3 * PER_INSTANCE)
+    typists = []
+    for index, peer in enumerate(peers):
+        server = instances[index // PER_INSTANCE]
+        await peer.connect(ws_url(server), note, 101 + index)
+        typists.append(Typist(peer, f"{'abc'[index // PER_INSTANCE]}{index}"))
+
+    async def type_words(typist: Typist) -> None:
+        for _ in range(WORDS):
+            await typist.type()
+            await asyncio.sleep(0.01)  # interleave with the others
+
+    await asyncio.gather(*(type_words(t) for t in typists))
+    everything = [word for t in typists for word in t.typed]
+    text = await converge(peers, 20, containing=everything, tails=cluster.tails())
+    # Every word once: nothing doubled by passing through several instances.
+    assert len(text) == sum(t.typed_length for t in typists), text
+    assert sorted(text.replace("><", ">\n<").split("\n")) == sorted(everything)
+
+    expected = {101 + index: t.typed_length for index, t in enumerate(typists)}
+    vectors = await asyncio.gather(*(state_vector(peer) for peer in peers))
+    for peer, vector in zip(peers, vectors, strict=True):
+        assert vector == expected, f"{peer.name}: state vector {vector}, want {expected}"
+
+    for server in instances:
+        assert await stored_text(server, note) == text, f"instance :{server.port}"
+        assert await served_state_vector(server, note) == expected, f"instance :{server.port}"
+
+    # Stored once: the rows of the log cover every client's updates, and no range twice.
+    async def all_stored() -> bool:
+        return covered(stored_ranges(stored_updates(cluster, note))) == expected
+
+    await eventually(
+        all_stored,
+        lambda: f"stored {covered(stored_ranges(stored_updates(cluster, note)))}, want {expected}",
+        10,
+    )
+    updates = stored_updates(cluster, note)
+    assert overlaps(stored_ranges(updates)) == [], f"updates stored more than once ({len(updates)})"
+    assert len(updates) <= len(everything)
