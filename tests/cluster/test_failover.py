@@ -1,0 +1,107 @@
+"""An instance killed (SIGKILL) while its clients type: a TCP proxy in front plays the load
+balancer and sends new connections to another instance; the y-websocket clients reconnect by
+themselves, and nothing anyone typed is lost, live or stored."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from tests.cluster.harness import (
+    TcpProxy,
+    Typist,
+    alive,
+    converge,
+    create_note,
+    eventually,
+    served_state_vector,
+    state_vector,
+    stored_text,
+    ws_url,
+)
+from tests.live_server import LiveServer
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+INTERVAL_S = 0.1  # between one client's words
+
+
+async def test_clients_of_a_killed_instance_move_on_and_lose_nothing(make_cluster, spawn, tmp_path):
+    cluster = make_cluster()
+    a, b, c = await cluster.start(3)
+    note = f"kill-{uuid.uuid4().hex[:8]}"
+    await create_note(a, note)
+    proxy = await TcpProxy(a.port).start()
+    try:
+        behind_proxy = await spawn(3, "lb")
+        on_c = (await spawn(1, "c"))[0]
+        for index, peer in enumerate(behind_proxy):
+            await peer.connect(ws_url(proxy.port), note, 701 + index, maxBackoffTime=500)
+        await on_c.connect(ws_url(c), note, 710)
+        peers = [*behind_proxy, on_c]
+        typists = [Typist(peer, f"{peer.name}") for peer in peers]
+
+        stop = asyncio.Event()
+        typing = [asyncio.create_task(t.keep_typing(stop, INTERVAL_S)) for t in typists]
+        try:
+            await asyncio.sleep(1.5)  # everyone types on a live cluster
+            a.kill()  # SIGKILL, mid-typing: no flush, no goodbye
+            assert not alive(a)
+            proxy.retarget(b.port)  # the load balancer takes A out
+            await asyncio.sleep(3)  # the clients keep typing, offline, then on B
+        finally:
+            stop.set()
+            await asyncio.gather(*typing)
+
+        # Every client is back, through the proxy, on B.
+        for peer in behind_proxy:
+            await peer.call("waitSynced", timeout=15)
+            assert (await peer.call("status"))["connected"], peer.name
+        everything = [word for t in typists for word in t.typed]
+        text = await converge(peers, 20, containing=everything, tails=cluster.tails())
+        assert len(text) == sum(t.typed_length for t in typists)
+        expected = {701 + i: t.typed_length for i, t in enumerate(typists[:3])}
+        expected[710] = typists[3].typed_length
+        for peer in peers:
+            assert await state_vector(peer) == expected, peer.name
+        for server in (b, c):
+            assert await stored_text(server, note) == text, f"instance :{server.port}"
+            assert await served_state_vector(server, note) == expected
+    finally:
+        await proxy.stop()
+
+    # Everything is stored: all instances stopped (B and C flush), a fresh single one on the
+    # same schema serves the same text.
+    for peer in peers:
+        await peer.close()
+    cluster.stop_all()
+    single = {key: value for key, value in cluster.env.items() if key != "REDIS_URL"}
+    with LiveServer(single, tmp_path) as fresh:
+        assert await stored_text(fresh, note) == text
+        assert await served_state_vector(fresh, note) == expected
+
+
+async def test_a_killed_instance_does_not_hold_up_the_others(make_cluster, spawn):
+    """Killed while idle-typing stops: the remaining instances keep crossing at once."""
+    cluster = make_cluster()
+    a, b, c = await cluster.start(3)
+    note = f"kill-{uuid.uuid4().hex[:8]}"
+    await create_note(a, note)
+    on_a, on_b, on_c = await spawn(3)
+    await on_a.connect(ws_url(a), note, 801)
+    await on_b.connect(ws_url(b), note, 802)
+    await on_c.connect(ws_url(c), note, 803)
+    await on_a.call("insertText", index=0, text="a")
+    await on_c.call("waitText", text="a", timeout=5)
+    a.kill()
+    await on_b.call("insertText", index=1, text="b")
+    await on_c.call("waitText", text="ab", timeout=5)
+    await on_c.call("insertText", index=2, text="c")
+    await on_b.call("waitText", text="abc", timeout=5)
+
+    async def same() -> bool:
+        return await stored_text(b, note) == await stored_text(c, note) == "abc"
+
+    await eventually(same, "B and C do not serve the same text", 5)
