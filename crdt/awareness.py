@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .lib0 import MAX_VAR_UINT, write_var_bytes, write_var_uint
@@ -244,6 +244,19 @@ class AwarenessStates:
     def remove_owner(self, owner: Hashable, now: float) -> list[AwarenessEntry]:
         """Forget every state this owner holds (it left); returns the removal entries."""
         return self.remove(self._owned.get(owner, ()), now)
+
+    def remove_owners(self, match: Callable[[Hashable], bool], now: float) -> list[AwarenessEntry]:
+        """Forget every state of the owners that match (a whole instance of a cluster died)."""
+        owners = [owner for owner in self._owned if match(owner)]
+        return [entry for owner in owners for entry in self.remove_owner(owner, now)]
+
+    def owned_payload(self, owner: Hashable) -> bytes | None:
+        """The states this owner holds as one awareness payload (None when it holds none)."""
+        owned = self._owned.get(owner)
+        if not owned:
+            return None
+        states = [self._states[client_id].encoded for client_id in owned]
+        return write_var_uint(len(states)) + b"".join(states)
 
     def expire(self, now: float) -> list[AwarenessEntry]:
         """Remove states not renewed within the timeout; returns the removal entries."""

@@ -81,6 +81,21 @@ def apply_update(doc: Doc, update: bytes) -> None:
         doc.apply_update(update)
 
 
+def missing(base: Doc, update: bytes) -> bytes | None:
+    """Apply ``update`` to ``base``; what it added there, as ``base``'s own update (None when
+    ``base`` had it all). Storing what a document has that the stored one lacks."""
+    changes: list[bytes] = []
+    subscription = base.observe(lambda event: changes.append(event.update))
+    try:
+        apply_update(base, update)
+    finally:
+        base.unobserve(subscription)
+    changes = [change for change in changes if change != b"\x00\x00"]
+    if not changes:
+        return None
+    return changes[0] if len(changes) == 1 else pycrdt.merge_updates(*changes)
+
+
 def validate_update(update: bytes, limits: Limits = DEFAULT_LIMITS) -> None:
     """Raise InvalidUpdate unless ``update`` is within ``limits`` (crdt.validation, checked
     first: pycrdt never sees an update that fails it) and applies to an empty doc.

@@ -26,7 +26,6 @@ take turns on an advisory lock; on SQLite every write transaction is exclusive a
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ import sqlalchemy as sa
 from .checks import as_now
 from .engine import Database
 from .errors import ConflictError, InvalidError, NotFoundError, StoreError
+from .locks import lock_note
 from .notes import check_note_id, get_note
 from .paging import Row
 from .schema import note_snapshots, note_updates, notes
@@ -254,11 +254,6 @@ def _merge(read: _Read) -> tuple[bytes, bytes] | None:
     return merge_log(read.note_id, read.base, read.log) if read.log else None
 
 
-def _advisory_key(note_id: str) -> int:
-    digest = hashlib.blake2b(f"coscribe:compact:{note_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
 def _write(
     conn: sa.Connection,
     read: _Read,
@@ -271,10 +266,9 @@ def _write(
     longer the newest snapshot (the caller starts over). Without ``delete`` the result's
     ``deleted`` is the highest seq to delete: step 4 deletes them."""
     note_id, base, log = read.note_id, read.base, read.log
-    if conn.dialect.name == "postgresql":
-        # Two compactions of one note write one after the other, and the second then sees
-        # the first's snapshot (READ COMMITTED: each statement sees what committed before it).
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_advisory_key(note_id))))
+    # Two compactions of one note write one after the other, and the second then sees the
+    # first's snapshot (READ COMMITTED: each statement sees what committed before it).
+    lock_note(conn, "compact", note_id)
     found = conn.execute(
         sa.select(notes.c.id).where(notes.c.id == note_id, notes.c.deleted_at.is_(None))
     ).first()

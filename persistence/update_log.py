@@ -35,6 +35,7 @@ from crdt.validation import DEFAULT_LIMITS
 
 from .checks import as_now
 from .errors import ConflictError, InvalidError, NotFoundError, StoreError
+from .locks import lock_note
 from .notes import check_note_id, find_note, get_note
 from .paging import Row
 from .schema import note_snapshots, note_updates
@@ -368,6 +369,23 @@ def load_doc(
     UpdateRefused, before pycrdt reads anything, if they are past ``limits``)."""
     stored = load_note(conn, note_id)
     return document.load(stored.state, (update for _, update in stored.updates), limits=limits)
+
+
+def append_missing(
+    conn: sa.Connection, note_id: str, state: bytes, limits: document.Limits = DEFAULT_LIMITS
+) -> int | None:
+    """Append what ``state`` (a document's whole state, say) holds that the stored note lacks,
+    as one update, under the note's lock; its seq, or None when storage had it all. For
+    updates that only a process that died may have stored: two processes storing them at
+    once take turns, and the second finds nothing missing."""
+    lock_note(conn, "store", note_id)
+    change = document.missing(load_doc(conn, note_id, limits), state)
+    if change is None:
+        return None
+    appended = append(conn, {note_id: [change]})
+    if note_id in appended.failures:
+        raise appended.failures[note_id]
+    return appended.seqs[note_id][0]
 
 
 def refused_note_message(note_id: str, exc: Exception) -> str:

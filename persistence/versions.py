@@ -5,7 +5,7 @@ Like every snapshot a version is also a valid base for load; making one deletes 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -14,6 +14,7 @@ from crdt import document
 from . import limits
 from .checks import as_now, text
 from .errors import InvalidError, NotFoundError
+from .locks import lock_note
 from .notes import check_note_id, get_note
 from .paging import Row
 from .schema import note_snapshots
@@ -67,6 +68,29 @@ def create_version(
     row = snapshot_row(note_id, through, state, vector, kind, label, now)
     version_id = insert_snapshot(conn, row)
     return get_version(conn, note_id, version_id, include_state=False)
+
+
+def create_auto_version(
+    conn: sa.Connection, note_id: str, interval_s: float, *, now: datetime | None = None
+) -> Row | None:
+    """The automatic version of an edited note, unless one was taken in the last half
+    interval: several server processes editing the note (a cluster) take one between them.
+    None when one was recent."""
+    now = as_now(now)
+    lock_note(conn, "version", note_id)
+    newest = conn.execute(
+        sa.select(sa.func.max(note_snapshots.c.created_at)).where(
+            note_snapshots.c.note_id == note_id, note_snapshots.c.kind == "auto"
+        )
+    ).scalar_one_or_none()
+    if newest is not None and _aware(newest) > now - timedelta(seconds=interval_s / 2):
+        return None
+    return create_version(conn, note_id, kind="auto", now=now)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite gives back naive datetimes; every time stored is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def list_versions(conn: sa.Connection, note_id: str) -> list[Row]:

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pycrdt
 
@@ -37,6 +37,9 @@ from .loops import Failures
 from .persister import Persister
 from .room import BROADCAST, Room
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .cluster.bus import Bus
 
 T = TypeVar("T")
 
@@ -83,6 +86,9 @@ class RoomRegistry:
         # becomes idle again), with when they became idle.
         self._idle: dict[str, float] = {}
         self.closing = False
+        # Cluster mode (REDIS_URL): the bus is one more sink of every room, and its source of
+        # other instances' updates and presence.
+        self.bus: Bus | None = None
 
     @property
     def idle_rooms(self) -> int:
@@ -200,17 +206,22 @@ class RoomRegistry:
             log.exception("note %s: its stored content does not load", note_id)
             raise NoteUnavailable(closecodes.INTERNAL, "the note could not be loaded") from exc
         self.stats.loads += 1
+        bus = self.bus
         room = Room(
             note_id,
             doc,
             awareness_timeout_s=self.settings.awareness_timeout_s,
-            sinks=(BROADCAST, self.persister),
+            sinks=(BROADCAST, self.persister) if bus is None else (BROADCAST, self.persister, bus),
+            relay=bus,
             size=len(stored.state or b"") + sum(len(update) for _, update in stored.updates),
             max_bytes=self.settings.max_note_bytes,
             workspace_id=stored.workspace_id,
             awareness_limits=self.settings.awareness_limits,
             tracker=tracker,
         )
+        if bus is not None:
+            # Before anyone is served: what other instances have and storage may not yet.
+            await bus.opened(room)
         self.persister.track(note_id, log_rows=len(stored.updates))
         self.rooms[note_id] = room
         log.debug("opened %r", room)
@@ -280,6 +291,8 @@ class RoomRegistry:
         del self.rooms[room.note_id]
         self._idle.pop(room.note_id, None)
         room.close()
+        if self.bus is not None:
+            self.bus.closed(room.note_id)
         self.persister.forget(room.note_id)
         self.stats.unloads += 1
         log.debug("unloaded %r", room)
@@ -316,12 +329,41 @@ class RoomRegistry:
         room.mark_versioned()
         if not await self.persister.flush(room.note_id, timeout=self.settings.storage_wait_s):
             return  # storage is failing; the next tick tries again
+        interval = self.settings.auto_version_interval_s
 
         def version() -> None:
+            # Another process editing the note (a cluster) may have just taken it.
             with self.db.begin() as conn:
-                versions.create_version(conn, room.note_id, kind="auto")
+                versions.create_auto_version(conn, room.note_id, interval)
 
         await asyncio.to_thread(version)
+
+    async def store_missing(self, note_ids: list[str]) -> None:
+        """Store what these notes' rooms hold that storage lacks: updates applied here that
+        another instance made, and died before storing. One note's failure is logged and
+        does not stop the others."""
+        for note_id in note_ids:
+            room = self.rooms.get(note_id)
+            if room is None:
+                continue
+            await self.persister.flush(note_id, timeout=self.settings.storage_wait_s)
+            state = room.doc.get_update()
+
+            def store(note_id: str = note_id, state: bytes = state) -> int | None:
+                with self.db.begin() as conn:
+                    return update_log.append_missing(
+                        conn, note_id, state, self.settings.crdt_limits
+                    )
+
+            try:
+                seq = await asyncio.to_thread(store)
+            except NotFoundError:
+                continue  # deleted meanwhile
+            except (*STORAGE_ERRORS, document.InvalidUpdate, document.UpdateRefused) as exc:
+                log.error("note %s: could not store what a dead instance held: %s", note_id, exc)
+                continue
+            if seq is not None:
+                log.warning("note %s: stored updates a dead instance had not stored", note_id)
 
     def note_gone(self, note_id: str) -> None:
         """The persister found the note deleted: close its sockets with 4404."""

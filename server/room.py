@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Protocol
 
 import pycrdt
@@ -25,6 +25,7 @@ from crdt import protocol
 from crdt.awareness import AwarenessLimits, AwarenessStates
 from crdt.document import InvalidUpdate, apply_update, decode_state_vector
 from crdt.protocol import (
+    AwarenessEntry,
     AwarenessUpdate,
     Message,
     QueryAwareness,
@@ -54,6 +55,13 @@ class Sink(Protocol):
     def publish(self, room: Room, update: bytes) -> None: ...
 
 
+class Relay(Protocol):
+    """Takes awareness states of this room's own connections for the other instances of a
+    cluster (the bus). Called synchronously on the loop."""
+
+    def awareness(self, room: Room, connection: Connection, payload: bytes) -> None: ...
+
+
 class Broadcast:
     """The local sink: every connection of the room gets the update, the sender included."""
 
@@ -77,6 +85,7 @@ class Room:
         workspace_id: str | None = None,
         awareness_limits: AwarenessLimits | None = None,
         tracker: DepthTracker | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self.note_id = note_id
         self.workspace_id = workspace_id  # a note never changes workspace
@@ -84,6 +93,7 @@ class Room:
         self.connections: set[Connection] = set()
         self.awareness = AwarenessStates(awareness_timeout_s, awareness_limits)
         self.sinks = tuple(sinks)
+        self.relay = relay
         # Server-side users holding the room open (REST edits) besides its connections.
         self.leases = 0
         # Bytes of the note: its stored state and log when loaded, plus every update since.
@@ -136,7 +146,10 @@ class Room:
         self.connections.discard(connection)
         removed = self.awareness.remove_owner(connection, time.monotonic())
         if removed:
-            self.broadcast(protocol.awareness(protocol.awareness_payload(removed)))
+            message = protocol.awareness(protocol.awareness_payload(removed))
+            self.broadcast(message)
+            if self.relay is not None:
+                self.relay.awareness(self, connection, protocol.awareness_payload(removed))
 
     def broadcast(self, message: bytes) -> None:
         """Send one message to every connection, the sender included (the echo keeps a lone
@@ -205,7 +218,30 @@ class Room:
                 ", ".join(f"{count} {why}" for why, count in applied.dropped.items()),
             )
         if applied.changed:
+            payload = protocol.awareness_payload(applied.changed)
+            self.broadcast(protocol.awareness(payload))
+            if self.relay is not None:
+                self.relay.awareness(self, connection, payload)
+
+    def remote_awareness(self, owner: Hashable, entries: Sequence[AwarenessEntry]) -> None:
+        """Awareness states of a connection of another instance (owner names both): kept
+        like a local connection's, sent to this room's connections, not relayed again."""
+        applied = self.awareness.apply(entries, time.monotonic(), owner)
+        if applied.changed:
             self.broadcast(protocol.awareness(protocol.awareness_payload(applied.changed)))
+
+    def forget_owners(self, match: Callable[[Hashable], bool]) -> None:
+        """Remove the awareness states of every owner that matches (an instance died)."""
+        removed = self.awareness.remove_owners(match, time.monotonic())
+        if removed:
+            self.broadcast(protocol.awareness(protocol.awareness_payload(removed)))
+
+    def local_awareness(self) -> Iterator[tuple[Connection, bytes]]:
+        """Each of this room's connections that has states, with them as one payload."""
+        for connection in self.connections:
+            payload = self.awareness.owned_payload(connection)
+            if payload is not None:
+                yield connection, payload
 
     def expire_awareness(self) -> None:
         removed = self.awareness.expire(time.monotonic())
@@ -227,6 +263,16 @@ class Room:
         Raises NoteFull (nothing applied), UpdateRefused (the checks refused it before pycrdt
         saw it: nothing applied) or InvalidUpdate (pycrdt refused it)."""
         self._make_room_for(len(update))
+        self._apply(update, self.sinks)
+
+    def apply_remote(self, update: bytes) -> None:
+        """Apply an update another instance of a cluster applied, and stores: what it changed
+        goes to this room's connections only (not stored, not published again). Checked like
+        a client's (the stream is not trusted to hold what pycrdt can read); no size limit:
+        the instance that took it checked that, and refusing it here would split the note."""
+        self._apply(update, (BROADCAST,), local=False)
+
+    def _apply(self, update: bytes, sinks: Sequence[Sink], *, local: bool = True) -> None:
         checked = self.tracker.check(update)
         # With deletions, only the doc's own update says exactly what changed: a delete set
         # may name what the doc deleted already, or items it does not have. Inserts alone each
@@ -253,7 +299,7 @@ class Room:
             if before is not None:
                 self._capture(pycrdt.get_update(update, before))
         finally:
-            self._publish()
+            self._publish(sinks, local=local)
 
     @contextlib.contextmanager
     def _observed(self, observe: bool = True) -> Iterator[None]:
@@ -279,15 +325,16 @@ class Room:
         # transaction, so nothing is stored or broadcast twice.
         self._capture(event.update)
 
-    def _publish(self) -> None:
+    def _publish(self, sinks: Sequence[Sink] | None = None, *, local: bool = True) -> None:
         captured, self._captured = self._captured, []
-        if captured:
-            self._whole = None
+        if not captured:
+            return
+        self._whole = None
         for update in captured:
             self.size += len(update)
-            for sink in self.sinks:
+            for sink in self.sinks if sinks is None else sinks:
                 sink.publish(self, update)
-        if captured:
+        if local:  # automatic versions are taken where the edits are made
             self._edited_at = time.monotonic()
 
     def edit(self, change: Callable[[pycrdt.Doc], None], nbytes: int) -> None:

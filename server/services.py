@@ -20,6 +20,7 @@ from persistence.engine import Database
 
 from .addresses import Addresses
 from .auth import Authenticator
+from .cluster.bus import Bus
 from .health import StorageHealth
 from .loops import Background, every
 from .persister import Persister
@@ -44,6 +45,7 @@ class Services:
     persister: Persister
     rooms: RoomRegistry
     watch: SessionWatch
+    bus: Bus | None = None
     loops: Background = field(default_factory=lambda: Background(log))
     flusher: Background = field(default_factory=lambda: Background(log))
     _stopping: asyncio.Task[bool] | None = None
@@ -62,6 +64,12 @@ class Services:
         )
         rooms = RoomRegistry(db, settings, persister)
         persister.on_note_gone = rooms.note_gone
+        bus = None
+        if settings.redis_url is not None:
+            # What an instance answers another's state vector with may be a whole note.
+            bus = Bus(settings, rooms.rooms, max_entry_bytes=settings.max_note_bytes)
+            bus.on_peer_dead = rooms.store_missing
+            rooms.bus = bus
         return cls(
             settings=settings,
             db=db,
@@ -72,6 +80,7 @@ class Services:
             persister=persister,
             rooms=rooms,
             watch=SessionWatch(db, rooms, settings.auth_recheck_s),
+            bus=bus,
         )
 
     def start(self) -> None:
@@ -86,6 +95,10 @@ class Services:
             every(self.settings.auth_recheck_s, self.watch.check, log=log, what="session watch"),
         )
         self.loops.spawn("worker", self.worker.run())
+        if self.bus is not None:
+            self.loops.spawn("cluster reader", self.bus.read())
+            self.loops.spawn("cluster writer", self.bus.write())
+            self.loops.spawn("cluster heartbeat", self.bus.beat())
 
     async def probe(self) -> None:
         """SELECT 1, bounded. A failure makes the storage failing; a success makes it ok
@@ -117,6 +130,8 @@ class Services:
     async def _stop(self) -> bool:
         await self.loops.stop()
         stored = await self.rooms.shutdown(self.settings.shutdown_timeout_s)
+        if self.bus is not None:  # after the rooms: their clients' goodbyes go out too
+            await self.bus.close()
         await self.flusher.stop()
         log.info("rooms closed, %s", "every update stored" if stored else "UPDATES NOT STORED")
         return stored

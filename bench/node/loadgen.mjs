@@ -495,6 +495,8 @@ const runWriteScenario = async (opts, kind) => {
     expectedPerUpdate = opts.perRoom - 1
   }
   for (const c of clients) c.url = opts.urlPrefix + c.room
+  // fanout across instances of a cluster: every other reader on the second instance.
+  if (opts.readerUrlPrefix) for (const c of clients) if (c.role === 'reader' && c.id % 2 === 0) c.url = opts.readerUrlPrefix + c.room
   // fanout: the writer gets worker 0 to itself when there is more than one worker, so its send
   // times are not delayed by readers' work.
   const placement = new Map()
@@ -822,6 +824,7 @@ const main = async () => {
     allowPositionals: true,
     options: {
       'url-prefix': { type: 'string' },
+      'reader-url-prefix': { type: 'string' },
       'room-prefix': { type: 'string', default: `bench${Date.now() % 100000}` },
       procs: { type: 'string', default: '2' },
       'wave-size': { type: 'string', default: '10' },
@@ -851,6 +854,7 @@ const main = async () => {
   const scenario = positionals[0]
   const opts = {
     urlPrefix: values['url-prefix'],
+    readerUrlPrefix: values['reader-url-prefix'],
     roomPrefix: values['room-prefix'],
     procs: Math.max(1, Number(values.procs)),
     waveSize: Number(values['wave-size']),

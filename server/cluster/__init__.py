@@ -1,0 +1,1 @@
+"""Cluster mode (REDIS_URL): several server processes share live notes through Redis."""
