@@ -4,7 +4,6 @@ Redis, and /health says Redis is down within the bounded command timeout."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import threading
