@@ -24,6 +24,7 @@ from tests.cluster.harness import (
     stored_text,
     ws_url,
 )
+from tests.live_server import LiveServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -32,7 +33,9 @@ INTERVAL_S = 0.25  # between one client's words
 NOTICE_S = 15  # for an instance to see Redis go, or come back
 
 
-async def test_redis_down_for_30_seconds_then_back_empty(make_cluster, private_redis, spawn):
+async def test_redis_down_for_30_seconds_then_back_empty(
+    make_cluster, private_redis, spawn, tmp_path
+):
     cluster = make_cluster(redis_url=private_redis.url)
     a, b = await cluster.start(2)
     pids = [a.process.pid, b.process.pid]
@@ -83,7 +86,8 @@ async def test_redis_down_for_30_seconds_then_back_empty(make_cluster, private_r
         await asyncio.gather(*typing)
     on_a = [*typists[0].typed, *typists[1].typed]
     await converge([a1, a2], 5, containing=on_a, tails=cluster.tails())
-    assert all(word in await b1.text() for word in typists[2].typed)
+    on_b = await b1.text()
+    assert all(word in on_b for word in typists[2].typed)
 
     # Redis back, empty, on the same port. Nobody is restarted.
     private_redis.start()
@@ -109,4 +113,12 @@ async def test_redis_down_for_30_seconds_then_back_empty(make_cluster, private_r
     await typists[2].type()
     await typists[0].type()
     everything = [w for t in typists for w in t.typed]
-    await converge([a1, a2, b1], 10, containing=everything, tails=cluster.tails())
+    text = await converge([a1, a2, b1], 10, containing=everything, tails=cluster.tails())
+
+    # All of it stored: a fresh single instance on the schema serves the same text.
+    for peer in (a1, a2, b1):
+        await peer.close()
+    cluster.stop_all()
+    single = {key: value for key, value in cluster.env.items() if key != "REDIS_URL"}
+    with LiveServer(single, tmp_path) as fresh:
+        assert await stored_text(fresh, note) == text
