@@ -77,3 +77,30 @@ async def test_concurrent_typing_on_three_instances_converges(make_cluster, spaw
     updates = stored_updates(cluster, note)
     assert overlaps(stored_ranges(updates)) == [], f"updates stored more than once ({len(updates)})"
     assert len(updates) <= len(everything)
+
+
+async def test_joining_on_another_instance_gets_what_is_not_stored_yet(make_cluster, spawn):
+    """B opens a note that is live on A, whose edits A has not stored yet (a long group commit
+    window): the client on B still gets every one of them (storage plus the stream's tail)."""
+    cluster = make_cluster()
+    # A stores 5 s after the first edit, long after the checks below.
+    [a] = await cluster.start(1, {"COSCRIBE_FLUSH_WINDOW_MS": "5000"})
+    [b] = await cluster.start(1)
+    note = f"tail-{uuid.uuid4().hex[:8]}"
+    await create_note(b, note)
+    on_a, joins_b, joins_a = await spawn(3)
+    await on_a.connect(ws_url(a), note, 1601)
+    typist = Typist(on_a, "a")
+    await typist.type(5)
+    await on_a.call("deleteText", index=0, length=2)  # a deletion too
+    want = await on_a.text()
+    assert stored_updates(cluster, note) == [], "A stored within its window: proves nothing"
+
+    await joins_b.connect(ws_url(b), note, 1602, timeout=10)
+    assert await joins_b.text() == want, cluster.tails()
+    assert stored_updates(cluster, note) == []  # from the stream, not from storage
+    # Both ways, live, and a late joiner on A sees B's edit too.
+    await joins_b.call("insertText", index=0, text="[b]")
+    await on_a.call("waitText", text="[b]" + want, timeout=5)
+    await joins_a.connect(ws_url(a), note, 1603)
+    assert await joins_a.text() == "[b]" + want

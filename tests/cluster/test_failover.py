@@ -83,6 +83,44 @@ async def test_clients_of_a_killed_instance_move_on_and_lose_nothing(make_cluste
         assert await served_state_vector(fresh, note) == expected
 
 
+async def test_what_a_killed_instance_had_not_stored_is_kept(make_cluster, spawn, tmp_path):
+    """A's client typed, A passed it on through Redis but had not stored it yet (a long group
+    commit window), then the client and A are both killed: nobody will send those edits
+    again, and the instances that have them store them."""
+    cluster = make_cluster()
+    [a] = await cluster.start(1, {"COSCRIBE_FLUSH_WINDOW_MS": "60000"})
+    b, c = await cluster.start(2)
+    note = f"held-{uuid.uuid4().hex[:8]}"
+    await create_note(b, note, text="stored. ")
+    on_a, on_b = await spawn(2)
+    await on_a.connect(ws_url(a), note, 1501)
+    await on_b.connect(ws_url(b), note, 1502)
+    await on_a.call("insertText", index=8, text="typed on A, never stored by A")
+    await on_b.call("waitText", text="stored. typed on A, never stored by A", timeout=5)
+    await on_b.call("insertText", index=0, text="B: ")
+    await on_a.call("waitText", text="B: stored. typed on A, never stored by A", timeout=5)
+    with cluster.db() as conn:
+        rows = conn.execute(
+            "SELECT count(*) FROM note_updates WHERE note_id = %s", (note,)
+        ).fetchone()[0]
+    assert rows <= 2, f"{rows} rows: A stored within its window, the test proves nothing"
+    await on_a.kill()
+    a.kill()
+    everything = "B: stored. typed on A, never stored by A"
+    # Once A is known dead, it is stored: C, which never opened the note, reads it from
+    # storage; and so does a fresh instance after a restart.
+
+    async def stored() -> bool:
+        return await stored_text(c, note) == everything
+
+    await eventually(stored, lambda: f"not stored:\n{cluster.tails()}", 15)
+    await on_b.close()
+    cluster.stop_all()
+    single = {key: value for key, value in cluster.env.items() if key != "REDIS_URL"}
+    with LiveServer(single, tmp_path) as fresh:
+        assert await stored_text(fresh, note) == everything, cluster.tails()
+
+
 async def test_a_killed_instance_does_not_hold_up_the_others(make_cluster, spawn):
     """Killed while idle-typing stops: the remaining instances keep crossing at once."""
     cluster = make_cluster()
