@@ -192,7 +192,7 @@ async def test_a_note_key_of_another_type_does_not_stop_other_notes(make_cluster
         assert all(word in text for word in typist.typed), f"{peer.name}: {text}"
 
 
-SLOW_S = 1.0  # added each way between the instances and Redis
+SLOW_S = 0.5  # added each way between the instances and Redis
 
 
 async def test_a_slow_redis_does_not_hold_up_local_editing(make_cluster, shared_redis_url, spawn):
@@ -202,7 +202,7 @@ async def test_a_slow_redis_does_not_hold_up_local_editing(make_cluster, shared_
         database = shared_redis_url.rsplit("/", 1)[1]
         cluster = make_cluster(
             redis_url=f"redis://127.0.0.1:{proxy.port}/{database}",
-            # Beats that take two seconds to land: do not call anyone dead over it.
+            # Beats that take a second to land: do not call anyone dead over it.
             COSCRIBE_CLUSTER_HEARTBEAT_S="5",
         )
         a, b = await cluster.start(2)
