@@ -69,6 +69,10 @@ class Output(Protocol):
         """Bytes handed to write() and not yet taken by the kernel."""
         ...
 
+    def inbound(self) -> bool:
+        """Whether messages from the client wait already (unknown: True)."""
+        ...
+
     def abort(self) -> None:
         """Drop the connection and whatever it still buffers (it stopped reading)."""
         ...
@@ -96,6 +100,10 @@ class TransportOutput:
 
     def buffered(self) -> int:
         return self._protocol.transport.get_write_buffer_size()
+
+    def inbound(self) -> bool:
+        """The client's next messages are read already (a burst): let others go first."""
+        return self._protocol.waiting()
 
     def abort(self) -> None:
         self._protocol.transport.abort()
@@ -161,6 +169,22 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             # Not paused by a message (the app has yet to take the connect event).
             self.read_paused = True
             self.transport.pause_reading()
+
+    def send_receive_event_to_app(self) -> None:
+        # uvicorn pauses reading after every message until the app takes it: two epoll_ctl
+        # calls per frame for a client sending one update per read. Messages here come from
+        # one slice at a time (_feed), and reading pauses only while bytes wait unparsed,
+        # which bounds what a socket holds just the same.
+        if self.curr_msg_data_type != "bytes" or self.close_sent:
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
+
+    def waiting(self) -> bool:
+        """Messages parsed and not yet taken by the app."""
+        return not self.queue.empty()
 
     async def receive(self) -> Any:
         message = await self.queue.get()
@@ -263,6 +287,9 @@ class QueuedOutput:
 
     def buffered(self) -> int:
         return self._bytes
+
+    def inbound(self) -> bool:
+        return True
 
     def abort(self) -> None:
         self._queue.clear()

@@ -134,10 +134,11 @@ async def _session(
     async def close(code: int, reason: str) -> None:
         await websocket.close(code, reason)
 
+    output = _output(websocket)
     connection = Connection(
         note_id,
         peer,
-        _output(websocket),
+        output,
         close,
         max_bytes=settings.send_queue_bytes,
         principal=principal,
@@ -186,7 +187,8 @@ async def _session(
                 break
             # receive() returns at once while frames are buffered: yield so other sockets are
             # served between the frames of one client's burst, not after all of them.
-            await asyncio.sleep(0)
+            if output.inbound():
+                await asyncio.sleep(0)
     except WebSocketDisconnect:
         pass
     finally:

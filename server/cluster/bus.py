@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from crdt.document import InvalidUpdate, UpdateRefused
 
@@ -96,6 +96,9 @@ class Bus:
         self._up_at = 0.0  # monotonic, when Redis last came up
         self._rewind = False  # check the streams' ids once Redis is back
         self._watched: dict[str, bytes | str] = {}  # stream key -> last entry id read
+        # Note keys another program made into something else than a stream: left out of the
+        # XREAD (one such key fails it for every note) until they are a stream again.
+        self._foreign: dict[str, bytes | str] = {}
         self._queue: collections.deque[tuple[str, Entry]] = collections.deque()
         self._queued_bytes = 0
         self._behind: set[str] = set()  # notes whose updates were dropped: re-sync them
@@ -152,6 +155,8 @@ class Bus:
                     tail = await self.redis.xrange(key, "-", "+")
             except TimeoutError:
                 log.warning("note %s: Redis did not give the stream's tail in time", room.note_id)
+            except ResponseError as exc:  # the key is not a stream: the reader sets it aside
+                self._skipped(room.note_id, exc, "could not read")
             except REDIS_ERRORS as exc:
                 self._down(exc)
             else:
@@ -165,6 +170,7 @@ class Bus:
 
     def closed(self, note_id: str) -> None:
         self._watched.pop(self.stream(note_id), None)
+        self._foreign.pop(self.stream(note_id), None)
         self._sources.pop(note_id, None)
         self._behind.discard(note_id)
 
@@ -217,12 +223,12 @@ class Bus:
         if update != EMPTY_UPDATE:
             self._send(room.note_id, Entry(self.instance, UPDATE, update))
 
-    def _skipped(self, note_id: str, error: Exception) -> None:
+    def _skipped(self, note_id: str, error: Exception, what: str = "skipped an entry of") -> None:
         self.skipped += 1
         now = time.monotonic()
         if now - self._bad_logged.get(note_id, -BAD_ENTRY_LOG_S) >= BAD_ENTRY_LOG_S:
             self._bad_logged[note_id] = now
-            log.warning("note %s: skipped an entry of its Redis stream: %s", note_id, error)
+            log.warning("note %s: %s its Redis stream: %s", note_id, what, error)
 
     # --- the loops ----------------------------------------------------------------------------
 
@@ -237,6 +243,9 @@ class Bus:
                 replies = await self.redis.xread(
                     dict(self._watched), count=READ_COUNT, block=READ_BLOCK_MS
                 )
+            except ResponseError as exc:  # Redis answered: a key is not a stream
+                await self._set_aside(exc)
+                continue
             except REDIS_ERRORS as exc:
                 self._down(exc)
                 await asyncio.sleep(backoff)
@@ -250,10 +259,37 @@ class Bus:
                 name = key.decode() if isinstance(key, bytes) else key
                 if name not in self._watched:
                     continue  # closed meanwhile
-                note_id = name[len(self.prefix) + len("note:") :]
+                note_id = self._note_id(name)
                 for entry_id, fields in entries:
                     self._watched[name] = entry_id
                     self._receive(note_id, fields)
+
+    async def _set_aside(self, error: ResponseError) -> None:
+        """Find the note keys that are not streams, and read without them."""
+        for key in list(self._watched):
+            kind = await self.redis.type(key)
+            if kind not in (b"stream", b"none", "stream", "none"):
+                self._foreign[key] = self._watched.pop(key)
+                log.warning(
+                    "note %s: its Redis key holds a %s, not a stream (%s): the note is not "
+                    "shared with other instances until it is a stream again",
+                    self._note_id(key),
+                    kind.decode() if isinstance(kind, bytes) else kind,
+                    error,
+                )
+        if not self._foreign:
+            raise error  # not a key's fault after all: the loop backs off
+
+    async def _take_back(self) -> None:
+        """Note keys set aside that are streams again (or gone) are read again."""
+        for key in list(self._foreign):
+            kind = await self.redis.type(key)
+            if kind in (b"stream", b"none", "stream", "none"):
+                self._watched[key] = self._foreign.pop(key)
+                log.warning("note %s: its Redis key is a stream again", self._note_id(key))
+
+    def _note_id(self, key: str) -> str:
+        return key[len(self.prefix) + len("note:") :]
 
     async def _rewind_streams(self) -> None:
         """After an outage: a Redis restarted empty starts streams afresh, and one whose clock
@@ -299,8 +335,15 @@ class Bus:
                 pipe.xadd(key, entry.fields(), minid=minid, approximate=True)
             for key in keys:  # a quiet note's stream goes: its tail is stored by then
                 pipe.pexpire(key, 2 * self.window_ms)
-            results = await pipe.execute()
-        self._redis_ms = _entry_ms(results[len(batch) - 1], self._redis_ms)
+            # One note's key of another type fails its commands, not the batch.
+            results = await pipe.execute(raise_on_error=False)
+        for (note_id, _), result in zip(batch, results, strict=False):
+            if isinstance(result, ResponseError):
+                self._skipped(note_id, result, "could not add to")
+            elif isinstance(result, Exception):
+                raise result
+            else:
+                self._redis_ms = _entry_ms(result, self._redis_ms)
 
     async def beat(self) -> None:
         """Say this instance is alive; find the instances that are not any more."""
@@ -313,6 +356,8 @@ class Bus:
                 # Right after Redis came back (empty, perhaps) others may not have beaten yet.
                 if time.monotonic() - self._up_at >= 2 * self.heartbeat_s:
                     await self._check_peers()
+                if self._foreign:
+                    await self._take_back()
             except REDIS_ERRORS as exc:
                 self._down(exc)
             await asyncio.sleep(self.heartbeat_s)
