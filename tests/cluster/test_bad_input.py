@@ -190,6 +190,15 @@ async def test_a_note_key_of_another_type_does_not_stop_other_notes(make_cluster
     for peer, typist in ((broken_a, on_broken[0]), (broken_b, on_broken[1])):
         text = await peer.text()
         assert all(word in text for word in typist.typed), f"{peer.name}: {text}"
+    # The key gone (deleted above), the note crosses again, and what was typed meanwhile too.
+    for typist in on_broken:
+        await typist.type()
+    await converge(
+        [broken_a, broken_b],
+        15,
+        containing=[w for t in on_broken for w in t.typed],
+        tails=cluster.tails(),
+    )
 
 
 SLOW_S = 0.5  # added each way between the instances and Redis
