@@ -8,6 +8,7 @@ import asyncio
 import uuid
 
 import pytest
+import redis
 
 from tests.cluster.harness import (
     Typist,
@@ -104,3 +105,46 @@ async def test_joining_on_another_instance_gets_what_is_not_stored_yet(make_clus
     await on_a.call("waitText", text="[b]" + want, timeout=5)
     await joins_a.connect(ws_url(a), note, 1603)
     assert await joins_a.text() == "[b]" + want
+
+
+WINDOW_S = 5  # COSCRIBE_CLUSTER_WINDOW_S, its minimum
+
+
+async def test_streams_are_prefixed_trimmed_and_expire(make_cluster, spawn):
+    """Every key the instances make starts with the prefix; a note's stream keeps about the
+    window's worth of entries once more come, and expires when the note is quiet."""
+    cluster = make_cluster(COSCRIBE_CLUSTER_WINDOW_S=str(WINDOW_S))
+    [a] = await cluster.start(1)
+    note = f"trim-{uuid.uuid4().hex[:8]}"
+    await create_note(a, note)
+    [peer] = await spawn(1)
+    await peer.connect(ws_url(a), note, 1701)
+    typist = Typist(peer, "t")
+    await typist.type(300)
+    key = f"{cluster.prefix}note:{note}"
+    client = redis.Redis.from_url(cluster.redis_url)
+    try:
+        keys = [k.decode() for k in client.scan_iter(match=f"*{note}*", count=1000)]
+        assert keys and all(k.startswith(cluster.prefix) for k in keys), keys
+        assert all(
+            k.decode().startswith(cluster.prefix)
+            for k in client.scan_iter(match=f"*{cluster.prefix[:-1]}*", count=1000)
+        )
+        entries = client.xlen(key)
+        assert entries >= 300, f"{entries} entries for 300 updates"
+        ttl = client.pttl(key)
+        assert 0 < ttl <= 2 * WINDOW_S * 1000, f"the stream expires in {ttl} ms"
+
+        # Past the window, new entries trim the old ones (by whole stream nodes: about).
+        await asyncio.sleep(WINDOW_S + 0.5)  # the window itself
+        for _ in range(3):
+            await typist.type()
+            await asyncio.sleep(0.3)  # separate writes
+
+        async def trimmed() -> bool:
+            return client.xlen(key) < 150
+
+        await eventually(trimmed, lambda: f"{client.xlen(key)} entries left", 5)
+        assert await peer.text() == "".join(reversed(typist.typed))
+    finally:
+        client.close()

@@ -119,27 +119,3 @@ async def test_what_a_killed_instance_had_not_stored_is_kept(make_cluster, spawn
     single = {key: value for key, value in cluster.env.items() if key != "REDIS_URL"}
     with LiveServer(single, tmp_path) as fresh:
         assert await stored_text(fresh, note) == everything, cluster.tails()
-
-
-async def test_a_killed_instance_does_not_hold_up_the_others(make_cluster, spawn):
-    """Killed while idle-typing stops: the remaining instances keep crossing at once."""
-    cluster = make_cluster()
-    a, b, c = await cluster.start(3)
-    note = f"kill-{uuid.uuid4().hex[:8]}"
-    await create_note(a, note)
-    on_a, on_b, on_c = await spawn(3)
-    await on_a.connect(ws_url(a), note, 801)
-    await on_b.connect(ws_url(b), note, 802)
-    await on_c.connect(ws_url(c), note, 803)
-    await on_a.call("insertText", index=0, text="a")
-    await on_c.call("waitText", text="a", timeout=5)
-    a.kill()
-    await on_b.call("insertText", index=1, text="b")
-    await on_c.call("waitText", text="ab", timeout=5)
-    await on_c.call("insertText", index=2, text="c")
-    await on_b.call("waitText", text="abc", timeout=5)
-
-    async def same() -> bool:
-        return await stored_text(b, note) == await stored_text(c, note) == "abc"
-
-    await eventually(same, "B and C do not serve the same text", 5)
