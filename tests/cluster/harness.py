@@ -66,7 +66,8 @@ def redis_problem(url: str) -> str | None:
         client.ping()
         return None
     except redis.RedisError as exc:
-        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
     finally:
         client.close()
 

@@ -24,8 +24,6 @@ from tests.cluster.harness import (
     ws_url,
 )
 
-pytestmark = [pytest.mark.redis]
-
 
 async def echo_server() -> tuple[asyncio.Server, int]:
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -75,6 +73,7 @@ async def test_proxy_forwards_retargets_cuts_and_delays():
         second.close()
 
 
+@pytest.mark.redis
 def test_private_redis_stops_and_restarts_empty(private_redis):
     client = private_redis.client()
     client.set("kept?", "no")
@@ -88,6 +87,7 @@ def test_private_redis_stops_and_restarts_empty(private_redis):
     client.close()
 
 
+@pytest.mark.redis
 def test_deleting_a_prefix_leaves_other_keys(shared_redis_url):
     mine, other = new_prefix(), new_prefix()
     client = redis.Redis.from_url(shared_redis_url)
@@ -104,6 +104,7 @@ def test_deleting_a_prefix_leaves_other_keys(shared_redis_url):
 
 
 @pytest.mark.postgres
+@pytest.mark.redis
 async def test_instances_share_a_schema_and_the_proxy_moves_clients(make_cluster, spawn):
     cluster = make_cluster()
     a, b = await cluster.start(2)
