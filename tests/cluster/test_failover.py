@@ -5,11 +5,13 @@ themselves, and nothing anyone typed is lost, live or stored."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
 
 from tests.cluster.harness import (
+    HEARTBEAT_S,
     TcpProxy,
     Typist,
     alive,
@@ -22,6 +24,7 @@ from tests.cluster.harness import (
     ws_url,
 )
 from tests.live_server import LiveServer
+from tests.node_peer import NodePeerError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -40,6 +43,9 @@ async def test_clients_of_a_killed_instance_move_on_and_lose_nothing(make_cluste
         for index, peer in enumerate(behind_proxy):
             await peer.connect(ws_url(proxy.port), note, 701 + index, maxBackoffTime=500)
         await on_c.connect(ws_url(c), note, 710)
+        for index, peer in enumerate(behind_proxy):
+            await peer.call("setAwareness", state={"user": f"lb{index}"})
+        await on_c.call("waitAwareness", present=[701, 702, 703], timeout=5)
         peers = [*behind_proxy, on_c]
         typists = [Typist(peer, f"{peer.name}") for peer in peers]
 
@@ -48,6 +54,7 @@ async def test_clients_of_a_killed_instance_move_on_and_lose_nothing(make_cluste
         try:
             await asyncio.sleep(1.5)  # everyone types on a live cluster
             a.kill()  # SIGKILL, mid-typing: no flush, no goodbye
+            killed = time.monotonic()
             assert not alive(a)
             proxy.retarget(b.port)  # the load balancer takes A out
             await asyncio.sleep(3)  # the clients keep typing, offline, then on B
@@ -69,6 +76,15 @@ async def test_clients_of_a_killed_instance_move_on_and_lose_nothing(make_cluste
         for server in (b, c):
             assert await stored_text(server, note) == text, f"instance :{server.port}"
             assert await served_state_vector(server, note) == expected
+
+        # Their presence is back on C once they are on B, and stays after A is known dead
+        # (its clients' states removed): they are B's clients now. Checked before any client
+        # renews its state (every 15 s), so it is the servers' doing.
+        await asyncio.sleep(max(0.0, killed + 3 * HEARTBEAT_S + 3 - time.monotonic()))
+        try:
+            await on_c.call("waitAwareness", present=[701, 702, 703], timeout=3)
+        except NodePeerError as exc:
+            raise AssertionError(f"{exc}\n{cluster.tails()}") from None
     finally:
         await proxy.stop()
 
