@@ -26,7 +26,10 @@ import redis
 
 from crdt.protocol import decode_state_vector
 from crdt.validation import NONE, read_structs
-from tests.live_server import LiveServer, run_cli
+from persistence import migrate
+from persistence.config import database_config_from_env
+from persistence.engine import Database
+from tests.live_server import LiveServer
 from tests.node_peer import NodePeer
 from tests.processes import accepts_tcp, free_port, stop_process, wait_ready
 
@@ -108,10 +111,12 @@ class Cluster:
         self._migrated = False
 
     def migrate(self) -> None:
+        """Migrate the schema to head, once (in this process: what `coscribe db migrate`
+        does, without starting a Python process for it)."""
         if self._migrated:
             return
-        result = run_cli(["db", "migrate"], self.env, self.tmp_path)
-        assert result.returncode == 0, f"coscribe db migrate failed:\n{result.stderr}"
+        with Database(database_config_from_env({"DATABASE_URL": self.database_url})) as db:
+            migrate.upgrade(db)
         self._migrated = True
 
     def instance(self, env: Mapping[str, str] | None = None) -> LiveServer:

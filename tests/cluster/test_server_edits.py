@@ -131,12 +131,15 @@ async def test_revoking_a_token_closes_its_sockets_on_every_instance(make_cluste
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 
-    admin = token("--role", "admin")
+    admin = token("--role", "admin")  # before any instance starts: no first-start token
+    # The default workspace is made with its first note: the editors' tokens come after.
     a, b, c = await cluster.start(3)
     note = f"tok-{uuid.uuid4().hex[:8]}"
     await create_note(a, note, token=admin, text="secret")
-    doomed = token("--role", "editor", "--workspace", "default")
-    kept = token("--role", "editor", "--workspace", "default")
+    doomed, kept = await asyncio.gather(
+        asyncio.to_thread(token, "--role", "editor", "--workspace", "default"),
+        asyncio.to_thread(token, "--role", "editor", "--workspace", "default"),
+    )
 
     doomed_a, doomed_c, kept_b, kept_c = await spawn(4)
     await doomed_a.connect(ws_url(a), note, 601, params={"token": doomed})
