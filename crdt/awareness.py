@@ -265,3 +265,23 @@ class AwarenessStates:
         for client_id in forgotten:
             del self._removed[client_id]
         return self.remove(stale, now)
+
+
+def user_names(
+    entries: Iterable[AwarenessEntry], limit: int = 10, max_chars: int = 40
+) -> list[str]:
+    """The `user.name` of each state that has one (what the web editor and y-codemirror
+    publish), first seen first, without repeats; at most `limit`, each cut to `max_chars`.
+    Any other shape of state is skipped: states are whatever clients sent."""
+    names: list[str] = []
+    for entry in entries:
+        user = entry.state.get("user") if isinstance(entry.state, dict) else None
+        name = user.get("name") if isinstance(user, dict) else None
+        if not isinstance(name, str):
+            continue
+        name = " ".join(name.split())[:max_chars]
+        if name and name not in names:
+            names.append(name)
+            if len(names) == limit:
+                break
+    return names

@@ -2,9 +2,11 @@
 
 The current document is edited until its content equals the old one: history is kept, every
 editor sees the old content come back as ordinary edits, and the restore itself can be undone
-by restoring the version taken before it. Text is restored by its minimal diff (so edits made
-meanwhile elsewhere in the text survive), maps key by key, arrays and XML as a whole when they
-differ.
+by restoring the version taken before it. Text that differs is replaced as a whole (one delete
+of everything, one insert of the old text): a letter-by-letter diff would reuse letters of the
+newer text inside the old one, so undoing a later edit, or an edit made at the same time by
+someone else, would pull letters out of the restored text. Maps are restored key by key,
+arrays and XML as a whole when they differ.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def restore(doc: Doc, old: Doc) -> None:
 
 def _restore(target: Any, source: Any) -> None:
     if isinstance(target, Text):
-        text.replace(target, str(source))
+        _replace_whole(target, str(source))
     elif isinstance(target, Map):
         wanted = source.to_py()
         for key in set(target.keys()) - set(wanted):
@@ -48,6 +50,14 @@ def _restore(target: Any, source: Any) -> None:
         _clear(target)
         for child in source.children:
             target.children.append(_copy_xml(child))
+
+
+def _replace_whole(target: Text, wanted: str) -> None:
+    if str(target) == wanted:
+        return
+    text.replace(target, "")
+    if wanted:
+        target.insert(0, wanted)
 
 
 def _clear(target: Any) -> None:

@@ -152,6 +152,14 @@ def list_tokens(
     return [_public(row) for row in conn.execute(query).mappings()]
 
 
+def name_of(conn: sa.Connection, token_id: str | None) -> str:
+    """A token's name ("" for none, or for no such token): who made a change, in words."""
+    if token_id is None:
+        return ""
+    found = conn.execute(sa.select(_tokens.c.name).where(_tokens.c.id == token_id)).first()
+    return found[0] if found else ""
+
+
 def revoke(conn: sa.Connection, token_id: str, *, now: datetime | None = None) -> Row:
     """Revoke a token by id (or by the whole token). Revoking twice keeps the first time."""
     token_id = parse(token_id) or token_id

@@ -16,7 +16,7 @@ from .checks import as_now, text
 from .errors import InvalidError, NotFoundError
 from .locks import lock_note
 from .notes import check_note_id, get_note
-from .paging import Row
+from .paging import Page, Row, keyset_page
 from .schema import note_snapshots
 from .update_log import MAX_SEQ, insert_snapshot, merge_log, read_log, snapshot_row
 
@@ -34,6 +34,18 @@ _VERSION_COLUMNS = (
     note_snapshots.c.created_at,
     sa.func.length(note_snapshots.c.state).label("size"),
 )
+
+
+def auto_label(names: list[str]) -> str | None:
+    """The label of an automatic version: who was in the note (None: nobody said)."""
+    if not names:
+        return None
+    who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    verb = "was" if len(names) == 1 else "were"
+    label = f"Saved automatically while {who} {verb} editing"
+    return (
+        label if len(label) <= MAX_LABEL_CHARS else "Saved automatically while people were editing"
+    )
 
 
 def create_version(
@@ -71,7 +83,12 @@ def create_version(
 
 
 def create_auto_version(
-    conn: sa.Connection, note_id: str, interval_s: float, *, now: datetime | None = None
+    conn: sa.Connection,
+    note_id: str,
+    interval_s: float,
+    *,
+    label: str | None = None,
+    now: datetime | None = None,
 ) -> Row | None:
     """The automatic version of an edited note, unless one was taken in the last half
     interval: several server processes editing the note (a cluster) take one between them.
@@ -85,7 +102,7 @@ def create_auto_version(
     ).scalar_one_or_none()
     if newest is not None and _aware(newest) > now - timedelta(seconds=interval_s / 2):
         return None
-    return create_version(conn, note_id, kind="auto", now=now)
+    return create_version(conn, note_id, kind="auto", label=label, now=now)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -102,6 +119,15 @@ def list_versions(conn: sa.Connection, note_id: str) -> list[Row]:
         .order_by(note_snapshots.c.id.desc())
     )
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def page_versions(
+    conn: sa.Connection, note_id: str, *, limit: int, cursor: str | None = None
+) -> Page:
+    """One page of the note's snapshots, newest first (pass ``next_cursor`` back for more)."""
+    get_note(conn, note_id)
+    query = sa.select(*_VERSION_COLUMNS).where(note_snapshots.c.note_id == note_id)
+    return keyset_page(conn, query, [(note_snapshots.c.id, True)], limit, cursor)
 
 
 def get_version(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 import pycrdt
 
 from crdt import document
+from crdt.awareness import user_names
 from crdt.validation import DepthTracker
 from persistence import update_log, versions
 from persistence.engine import Database
@@ -327,6 +328,8 @@ class RoomRegistry:
 
     async def _auto_version(self, room: Room) -> None:
         room.mark_versioned()
+        # Named after who is in the note now (the names their editors publish in awareness).
+        label = versions.auto_label(user_names(room.awareness.entries()))
         if not await self.persister.flush(room.note_id, timeout=self.settings.storage_wait_s):
             return  # storage is failing; the next tick tries again
         interval = self.settings.auto_version_interval_s
@@ -334,7 +337,7 @@ class RoomRegistry:
         def version() -> None:
             # Another process editing the note (a cluster) may have just taken it.
             with self.db.begin() as conn:
-                versions.create_auto_version(conn, room.note_id, interval)
+                versions.create_auto_version(conn, room.note_id, interval, label=label)
 
         await asyncio.to_thread(version)
 

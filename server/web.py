@@ -64,10 +64,20 @@ async def index(request: Request) -> Response:
     return FileResponse(page, media_type="text/html", headers={"Cache-Control": NO_CACHE})
 
 
+async def service_worker(request: Request) -> Response:
+    """The page's service worker (web/public/sw.js): keeps the page usable offline. Never
+    cached by HTTP, so a new build's worker is picked up at once."""
+    script = DIST / "sw.js"
+    if not script.is_file():
+        return Response(status_code=404)
+    return FileResponse(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+
 def routes() -> list[BaseRoute]:
-    """/, /index.html and /assets/*; add them after every other route."""
+    """/, /index.html, /sw.js and /assets/*; add them after every other route."""
     return [
         Route("/", index, methods=["GET", "HEAD"]),
         Route("/index.html", index, methods=["GET", "HEAD"]),
+        Route("/sw.js", service_worker, methods=["GET", "HEAD"]),
         Mount("/assets", app=_LazyAssets(), name="assets"),
     ]

@@ -17,6 +17,7 @@ from . import (
     notes,
     schedules,
     tasks,
+    tokens,
     workspaces,
 )
 from .api import Api
@@ -24,6 +25,7 @@ from .openapi import document
 
 RESOURCES = (
     me,
+    tokens,
     workspaces,
     notes,
     agents,

@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from crdt import document, text
 from crdt.restore import restore
-from persistence import limits, notes, update_log, versions
+from persistence import limits, notes, tokens, update_log, versions
 from persistence.ids import PATTERN as ID
 from persistence.stores import workspaces
 
@@ -116,6 +116,7 @@ class Version(BaseModel):
 
 class VersionList(BaseModel):
     items: list[Version]
+    next_cursor: str | None = None
 
 
 class VersionContent(Version):
@@ -449,11 +450,16 @@ async def create_version(call: Call) -> Any:
     return await _version(call, note_id, label=label, kind="manual")
 
 
-@routes.route("GET", f"{api_note}/versions", tag=TAG, response=VersionList)
+@routes.route("GET", f"{api_note}/versions", tag=TAG, query=Query, response=VersionList)
 async def list_versions(call: Call) -> Any:
-    """List a note's versions, newest first"""
-    items = await call.read(lambda conn: versions.list_versions(conn, call.path["note_id"]))
-    return {"items": items}
+    """List a note's versions, newest first, a page at a time"""
+    q = call.query
+    page = await call.read(
+        lambda conn: versions.page_versions(
+            conn, call.path["note_id"], limit=q.limit, cursor=q.cursor
+        )
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
 
 
 @routes.route(
@@ -480,17 +486,25 @@ async def get_version(call: Call) -> Any:
     response=Version,
     status=201,
     errors=(409,),
-    description="The old content comes back as new edits; the history after the "
-    "version is kept, and the new version this returns can itself be restored.",
+    description="The old content comes back as new edits: the body as one replacement of the "
+    "whole text, never letters of two texts mixed. The content from just before is kept as a "
+    "version first; the history after the version is kept, and the new version this returns "
+    "can itself be restored.",
 )
 async def restore_version(call: Call) -> Any:
     """Restore a version as a new forward change"""
     note_id, version_id = call.path["note_id"], _version_id(call)
     version = await call.read(lambda conn: versions.get_version(conn, note_id, version_id))
     old = _stored_version(note_id, version["state"])
+    # Who restored: the token's name, when it has one.
+    name = await call.read(lambda conn: tokens.name_of(conn, call.principal.token_id))
+    by = f" by {name}"[: limits.LABEL_CHARS - 40] if name else ""
+    await _version(
+        call, note_id, label=f"before restoring version {version_id}{by}", kind="restore"
+    )
 
     def change(room: Room) -> None:
         room.edit(lambda doc: restore(doc, old), len(version["state"]))
 
     await _edit(call, note_id, change)
-    return await _version(call, note_id, label=f"restored version {version_id}", kind="restore")
+    return await _version(call, note_id, label=f"restored version {version_id}{by}", kind="restore")

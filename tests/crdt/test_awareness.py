@@ -224,3 +224,24 @@ def test_the_bound_of_the_default_limits():
     # What a newcomer can be sent with the default settings: within the 1 MiB frame limit
     # of many websocket clients (Python's websockets among them).
     assert AwarenessLimits().max_frame_bytes() < 1024 * 1024
+
+
+def test_user_names_are_read_from_whatever_states_clients_sent():
+    from crdt.awareness import user_names
+    from crdt.protocol import AwarenessEntry
+
+    states = [
+        {"user": {"name": "Ada", "color": "#123456"}},
+        {"user": {"name": "  Bob \n  Smith "}},
+        {"user": {"name": "Ada"}},  # a second tab of Ada's
+        {"user": {"name": ""}},
+        {"user": "Eve"},
+        {"cursor": 3},
+        None,
+        [1, 2],
+        {"user": {"name": "x" * 100}},
+    ]
+    entries = [AwarenessEntry(i + 1, 1, state) for i, state in enumerate(states)]
+    assert user_names(entries) == ["Ada", "Bob Smith", "x" * 40]
+    assert user_names(entries, limit=1) == ["Ada"]
+    assert user_names([]) == []

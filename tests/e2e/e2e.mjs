@@ -55,7 +55,11 @@ async function rest (method, p, body, token = TOKEN) {
 // Console errors, by phase: while the server is up and the input is good there must be none.
 const consoleErrors = []
 let phase = 'normal'
+// Every URL the pages asked for (HTTP and websockets): a token must never be in one.
+const urlsSeen = []
 function watch (page, name) {
+  page.on('request', (request) => urlsSeen.push(request.url()))
+  page.on('websocket', (socket) => urlsSeen.push(socket.url()))
   page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push({ phase, name, text: msg.text() }) })
   page.on('pageerror', (err) => consoleErrors.push({ phase, name, text: `pageerror: ${err.message}` }))
   return page
@@ -88,6 +92,30 @@ async function waitText (page, pred, what, arg = null) {
   ok(what)
 }
 const shot = (page, name) => page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true })
+// The page at 1280 and at 360 px wide (`NAME-1280.png`, `NAME-360.png`), then as it was.
+async function shots (page, name) {
+  const size = page.viewportSize()
+  for (const width of [1280, 360]) {
+    await page.setViewportSize({ width, height: width > 400 ? 800 : 740 })
+    await page.waitForTimeout(150)
+    await shot(page, `${name}-${width}`)
+  }
+  await page.setViewportSize(size)
+}
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+async function typeAll (page, text) {
+  await page.locator('.cm-content').click()
+  await page.keyboard.press('Control+a')
+  await page.keyboard.type(text)
+}
+async function selectVersion (page, text) {
+  await page.locator('.version', { hasText: text }).first().click()
+  await page.locator('#version-view').waitFor({ timeout: T })
+}
+async function restoreSelected (page) {
+  await page.locator('#restore').click()
+  await page.locator('#restore-yes').click()
+}
 
 async function main () {
   // Assets: hashed names, long cache, gzip; index.html no-cache.
@@ -99,7 +127,9 @@ async function main () {
   const js = await fetch(`${BASE}${assets.find((a) => a.endsWith('.js'))}`, { headers: { 'Accept-Encoding': 'gzip' } })
   assert(js.headers.get('cache-control').includes('max-age=31536000') && js.headers.get('content-encoding') === 'gzip', 'assets are gzip-compressed with a one-year cache')
 
-  const note = await rest('POST', '/notes', { title: 'E2E shared note' })
+  // Two lines, so that the two people start typing in different places: two carets at the
+  // same spot of an empty note would push each other along (a CodeMirror mapping, not a merge).
+  const note = await rest('POST', '/notes', { title: 'E2E shared note', text: '\n' })
   const url = `${BASE}/#/note/${note.id}`
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -132,8 +162,8 @@ async function main () {
 
     // Both type at the same time; both end with the same text holding both people's words.
     await Promise.all([
-      (async () => { await a.locator('.cm-content').click(); await a.keyboard.type('Alice writes apples. ', { delay: 15 }) })(),
-      (async () => { await b.locator('.cm-content').click(); await b.keyboard.type('Bob writes bananas. ', { delay: 15 }) })(),
+      (async () => { await a.locator('.cm-content').click(); await a.keyboard.press('Control+Home'); await a.keyboard.type('Alice writes apples. ', { delay: 15 }) })(),
+      (async () => { await b.locator('.cm-content').click(); await b.keyboard.press('Control+End'); await b.keyboard.type('Bob writes bananas. ', { delay: 15 }) })(),
     ])
     const both = () => { const t = window.coscribe.text() || ''; return t.includes('Alice writes apples.') && t.includes('Bob writes bananas.') }
     await waitText(a, both, 'page A holds both people\'s words')
@@ -163,20 +193,31 @@ async function main () {
     // History: save a version, change the text, view the version, restore it for everyone.
     await a.locator('#toggle-history').click()
     await a.locator('#save-version').click()
-    await a.locator('.version', { hasText: 'saved by Alice' }).waitFor({ timeout: T })
-    ok('a saved version is listed in the history panel')
+    await a.locator('.version', { hasText: 'Saved by Alice, with Bob in the note' }).waitFor({ timeout: T })
+    ok('a saved version is listed in the history panel, with who was in the note')
     const versionText = await crdtText(a)
     await a.locator('.cm-content').click()
     await a.keyboard.press('Control+End')
     await a.keyboard.type(' Later words.')
     await waitText(b, () => (window.coscribe.text() || '').includes('Later words.'), 'later edit reaches page B')
-    await a.locator('.version', { hasText: 'saved by Alice' }).click()
-    await a.locator('#version-text').waitFor({ timeout: T })
+    await a.locator('.version', { hasText: 'Saved by Alice' }).first().click()
+    await a.locator('#version-diff').waitFor({ timeout: T })
     assert((await a.locator('#version-text').textContent()) === versionText, 'selecting a version shows its text')
-    await shot(a, 'desktop-history')
+    assert((await a.locator('#version-diff .diff-del').innerText()).includes('Later words.'), 'the diff shows what the current text has and the version has not')
+    assert((await a.locator('#version-summary').textContent()).includes('only in'), `the diff is summed up in words: "${await a.locator('#version-summary').textContent()}"`)
+    await shots(a, 'history-diff')
     await a.locator('#restore').click()
+    await a.locator('#restore-confirm').waitFor({ timeout: T })
+    assert((await crdtText(b)).includes('Later words.'), 'restore asks for confirmation before changing anything')
+    await a.locator('#restore-yes').click()
     await waitText(b, () => !(window.coscribe.text() || '').includes('Later words.'), 'restore puts the version back for page B')
     assert((await crdtText(b)) === versionText && (await crdtText(a)) === versionText, 'both pages hold the restored text')
+    await a.locator('.version', { hasText: 'Before Alice restored the version of' }).waitFor({ timeout: T })
+    ok('the text from before the restore is kept as a version')
+    await restoreAndUndo(a, b, note)
+    await rest('PUT', `/notes/${note.id}/text`, { text: versionText })
+    await waitText(a, (t) => window.coscribe.text() === t, 'the note is back to the shared text', versionText)
+    await waitText(b, (t) => window.coscribe.text() === t, 'page B too', versionText)
 
     // Rename from the editor, seen in the list.
     await a.locator('#title').fill('Renamed in the browser')
@@ -197,7 +238,15 @@ async function main () {
     await a.locator('#presence li', { hasText: 'Bob' }).waitFor({ state: 'detached', timeout: T })
     ok('Bob leaves A\'s presence list after his page closes')
 
-    assert(consoleErrors.length === 0, `no console errors in normal use ${JSON.stringify(consoleErrors)}`)
+    await markdownChecks(browser)
+    await presenceChecks(browser, url)
+    await workspaceChecks(browser, a)
+    await trashChecks(browser, a)
+    await sharingChecks(browser, a)
+    await a.evaluate((u) => { location.hash = u }, `#/note/${note.id}`)
+    await a.locator('.cm-content').waitFor({ timeout: T })
+    await a.waitForFunction(() => window.coscribe.synced(), null, { timeout: T })
+    assert(consoleErrors.filter((e) => e.phase === 'normal').length === 0, `no console errors in normal use ${JSON.stringify(consoleErrors)}`)
 
     // Bad input: an unknown id, a deleted note; no empty editor is shown as if it were the note.
     phase = 'bad-input'
@@ -219,6 +268,11 @@ async function main () {
     await C.page.locator('#problem', { hasText: 'was deleted' }).waitFor({ timeout: T })
     ok('deleting a note while it is open tells the page it was deleted and offers to undelete')
     await shot(C.page, 'deleted-while-open')
+    await C.page.goto(`${url}/version/999999`)
+    await C.page.locator('#note-banner', { hasText: 'no longer exists' }).waitFor({ timeout: T })
+    assert(await C.page.locator('.cm-content').isVisible(), 'a version that no longer exists says so and the note stays open')
+    await shots(C.page, 'version-gone')
+    await corruptCopyChecks(browser)
     await C.context.close()
 
     await accessChecks(browser, note, a)
@@ -263,6 +317,7 @@ async function main () {
     await shot(E.page, 'server-down-open')
     await askHarness('start-server')
     await E.context.close()
+    await offlineReloadChecks(browser, note, a)
     await A.context.close()
   } finally {
     await browser.close()
@@ -273,6 +328,9 @@ async function main () {
   // nothing else: no exception, no other error.
   const odd = consoleErrors.filter((e) => e.phase === 'access' && !/^Failed to load resource: the server responded with a status of 40[13]/.test(e.text))
   assert(odd.length === 0, `only refused requests in the console during the access checks ${JSON.stringify(odd)}`)
+  const leaks = urlsSeen.filter((u) => u.includes('token=') || u.includes(TOKEN) || /cs_[0-9a-f]{16}_/.test(u))
+  assert(leaks.length === 0, `no URL the pages asked for holds a token (${urlsSeen.length} requests and sockets) ${JSON.stringify(leaks)}`)
+  assert(urlsSeen.some((u) => u.startsWith('ws')), 'the pages used websockets (their token rides in the bearer subprotocol)')
   console.log(`screenshots in ${OUT}`)
 }
 
@@ -321,9 +379,13 @@ async function accessChecks (browser, note, a) {
   await f.locator('.cm-content').waitFor({ state: 'detached', timeout: T })
   await gone(f, 'after the revocation')
   await shot(f, 'token-revoked')
+  const kept = async () => (await f.evaluate(() => indexedDB.databases())).filter((d) => d.name.startsWith('coscribe-note-')).length
+  assert((await kept()) > 0, 'the browser kept the note it opened for offline work')
   await f.locator('#forget-token').click()
   await f.locator('#access-title', { hasText: 'Signed out' }).waitFor({ timeout: T })
   assert((await storedToken(f)) === null, '"Forget the stored token" removes it from localStorage')
+  for (const deadline = Date.now() + T; (await kept()) && Date.now() < deadline;) await sleep(100)
+  assert((await kept()) === 0, 'and the notes kept in the browser for offline work')
   // The printed link opened in this already open page (only the fragment changes): signed in.
   await f.evaluate((link) => { location.href = link }, START_URL)
   await f.locator('.note-link').first().waitFor({ timeout: T })
@@ -367,6 +429,307 @@ async function accessChecks (browser, note, a) {
   assert((await O.page.locator('.note-link').count()) === 0, 'its notes list shows none of the default workspace\'s notes')
   await shot(O.page, 'other-workspace')
   await O.context.close()
+}
+
+// The issue's case: a restore, then Ctrl+Z, alone and with a second person typing.
+async function restoreAndUndo (a, b, note) {
+  const FOX = 'The quick brown fox jumps over the lazy dog.'
+  const LATER = 'Completely different text, typed later.'
+  const same = (page, text, what) => waitText(page, (t) => window.coscribe.text() === t, what, text)
+  await typeAll(a, FOX)
+  await same(b, FOX, 'page B holds the first sentence')
+  await a.locator('#save-version').click()
+  let vid = null
+  for (const deadline = Date.now() + T; !vid && Date.now() < deadline; await sleep(200)) {
+    const top = (await rest('GET', `/notes/${note.id}/versions?limit=1`)).items[0]
+    if (top && (await rest('GET', `/notes/${note.id}/versions/${top.id}`)).text === FOX) vid = top.id
+  }
+  assert(vid, 'the version of the first sentence is saved')
+  await typeAll(a, LATER)
+  await same(b, LATER, 'page B holds the sentence typed later')
+  await a.locator(`.version[data-version-id="${vid}"]`).click()
+  await restoreSelected(a)
+  await same(a, FOX, 'restoring brings the first sentence back, whole')
+  await same(b, FOX, 'page B sees the restored sentence, whole')
+  await a.keyboard.press('Control+z')
+  await same(a, LATER, 'Ctrl+Z right after the restore gives exactly the text from before it')
+  await same(b, LATER, 'page B sees the undone restore')
+  const versions = (await rest('GET', `/notes/${note.id}/versions?limit=5`)).items
+  const kept = versions.find((v) => (v.label || '').startsWith('Before Alice restored'))
+  assert(kept && (await rest('GET', `/notes/${note.id}/versions/${kept.id}`)).text === LATER, 'the version kept before the restore holds the text from before it')
+  await shots(a, 'history-after-undo')
+
+  // Again, while Bob types at the end of the note at the same moment.
+  await a.locator(`.version[data-version-id="${vid}"]`).click()
+  await a.locator('#restore').click()
+  await b.locator('.cm-content').click()
+  await b.keyboard.press('Control+End')
+  const typed = ' Hello from B.'
+  await Promise.all([
+    b.keyboard.type(typed, { delay: 40 }),
+    (async () => { await sleep(150); await a.locator('#restore-yes').click() })(),
+  ])
+  await waitText(a, (fox) => (window.coscribe.text() || '').includes(fox), 'with Bob typing, the restored sentence is whole in page A', FOX)
+  const settled = async () => {
+    for (const deadline = Date.now() + T; Date.now() < deadline; await sleep(200)) {
+      const [ta, tb] = [await crdtText(a), await crdtText(b)]
+      if (ta === tb) return ta
+    }
+    throw new Error('FAILED: pages A and B do not converge')
+  }
+  const mixed = await settled()
+  const rest_ = mixed.replace(FOX, '')
+  const count = (text) => [...text].reduce((m, c) => m.set(c, (m.get(c) || 0) + 1), new Map())
+  const mine = count(typed)
+  assert(mixed.includes(FOX) && [...count(rest_)].every(([c, n]) => n <= (mine.get(c) || 0)),
+    `no letter of the newer text is left inside or beside the restored one: only Bob's (${JSON.stringify(mixed)})`)
+  await a.keyboard.press('Control+z')
+  await waitText(a, (later) => (window.coscribe.text() || '').includes(later), 'Ctrl+Z brings the newer sentence back whole', LATER)
+  const undone = await settled()
+  assert(!undone.includes(FOX) && undone.includes(LATER), `after Ctrl+Z both pages hold the text from before the restore (${JSON.stringify(undone)})`)
+}
+
+// Markdown: highlighted in the editor, rendered and sanitized in the preview, live; side by
+// side at 1280 px, a toggle at 360 px.
+async function markdownChecks (browser) {
+  const md = await rest('POST', '/notes', {
+    title: 'Markdown',
+    text: '# Plan\n\nSome **bold** words and a [link](https://example.com).\n\n<img src=x onerror="window.__xss=1">\n\n[bad](javascript:window.__xss=2)\n',
+  })
+  const W = await newPage(browser, 'Wanda', '#3cb44b', { width: 1280, height: 800 })
+  const P = await newPage(browser, 'Pia', '#f58231', { width: 360, height: 740 })
+  const w = W.page
+  const p = P.page
+  await signIn(w)
+  await signIn(p)
+  await w.goto(`${BASE}/#/note/${md.id}`)
+  await w.locator('#preview h1', { hasText: 'Plan' }).waitFor({ timeout: T })
+  ok('the preview renders the Markdown beside the editor at 1280 px')
+  assert(await w.locator('.editor-wrap').isVisible() && await w.locator('#preview').isVisible(), 'editor and preview are side by side')
+  assert((await w.locator('#preview strong').textContent()) === 'bold' && (await w.locator('#preview a[href="https://example.com"]').count()) === 1, 'bold text and links are rendered')
+  assert((await w.locator('#preview img').count()) === 0 && (await w.locator('#preview a[href^="javascript"]').count()) === 0 && !(await w.evaluate(() => window.__xss)), 'raw HTML and javascript: links are not rendered (sanitized)')
+  await w.locator('.cm-line', { hasText: 'Plan' }).locator('span').first().waitFor({ timeout: T })
+  ok('the editor highlights Markdown (the heading is styled)')
+  await w.locator('.cm-content').click()
+  await w.keyboard.press('Control+End')
+  await w.keyboard.type('\n## Added live\n')
+  await w.locator('#preview h2', { hasText: 'Added live' }).waitFor({ timeout: T })
+  ok('the preview follows the text as it is typed')
+  await shots(w, 'markdown')
+  await p.goto(`${BASE}/#/note/${md.id}`)
+  await p.locator('#preview h2', { hasText: 'Added live' }).waitFor({ state: 'attached', timeout: T }).catch(() => {})
+  await p.locator('.cm-content').waitFor({ timeout: T })
+  assert(!(await p.locator('#preview').isVisible()), 'at 360 px the editor shows alone')
+  await p.locator('#toggle-preview').click()
+  await p.locator('#preview h2', { hasText: 'Added live' }).waitFor({ timeout: T })
+  assert(!(await p.locator('.editor-wrap').isVisible()), 'the toggle shows the preview instead of the editor on a phone')
+  await shot(p, 'markdown-preview-360')
+  await w.locator('.cm-content').click()
+  await w.keyboard.press('Control+End')
+  await w.keyboard.type('\n- typed by Wanda\n')
+  await p.locator('#preview li', { hasText: 'typed by Wanda' }).waitFor({ timeout: T })
+  ok('the other person\'s preview follows what is typed in the first page')
+  await p.locator('#toggle-preview').click()
+  await p.locator('.cm-content').waitFor({ timeout: T })
+  ok('and back to the editor')
+  await W.context.close()
+  await P.context.close()
+}
+
+// Presence: people who picked the same colour are shown in distinct ones; the title box is
+// usable at 360 px.
+async function presenceChecks (browser, url) {
+  const pages = []
+  for (const [i, name] of ['Ann', 'Ben', 'Cat', 'Dov'].entries()) {
+    const X = await newPage(browser, name, '#e6194b', i ? { width: 1280, height: 800 } : { width: 360, height: 740 })
+    await signIn(X.page)
+    await X.page.goto(url)
+    await X.page.locator('.cm-content').waitFor({ timeout: T })
+    pages.push(X)
+  }
+  const first = pages[0].page
+  await first.waitForFunction(() => document.querySelectorAll('#presence li').length >= 4, null, { timeout: T })
+  let colours = []
+  for (const deadline = Date.now() + T; Date.now() < deadline; await sleep(200)) {
+    colours = await first.evaluate(() => [...document.querySelectorAll('#presence .dot')].map((d) => d.style.background))
+    if (colours.length >= 4 && new Set(colours).size === colours.length) break
+  }
+  assert(colours.length >= 4 && new Set(colours).size === colours.length, `four people who all picked the same colour are shown in distinct colours (${colours.join(', ')})`)
+  const box = await first.locator('#title').boundingBox()
+  assert(box && box.width >= 300, `the title box is usable at 360 px (${box && Math.round(box.width)} px wide)`)
+  await shot(first, 'presence-colours-360')
+  await shot(pages[1].page, 'presence-colours-1280')
+  for (const X of pages) await X.context.close()
+}
+
+// Workspaces: an admin switches between them; the list pages through every note; an editor
+// sees its own workspace only, and one it cannot reach says so.
+async function workspaceChecks (browser, a) {
+  const ws = await rest('POST', '/workspaces', { slug: 'e2e-many', name: 'Many notes' })
+  const total = 205
+  for (let i = 0; i < total; i += 25) {
+    await Promise.all(Array.from({ length: Math.min(25, total - i) }, (_, j) => rest('POST', '/notes', { workspace_id: ws.id, title: `Many ${i + j}` })))
+  }
+  await a.evaluate(() => { location.hash = '#/' })
+  await a.locator('#workspace').focus()
+  await a.locator(`#workspace option[value="${ws.id}"]`).waitFor({ state: 'attached', timeout: T })
+  await a.locator('#workspace').selectOption(ws.id)
+  await a.locator('#list-count', { hasText: `${total} notes` }).waitFor({ timeout: T })
+  assert((await a.locator('.note-link').count()) === total, `an admin switches to another workspace and its list holds all ${total} notes (more than one page)`)
+  await shots(a, 'workspace-switch')
+  await a.locator('#workspace').selectOption('default')
+  await a.locator('.note-link', { hasText: 'E2E shared note' }).or(a.locator('.note-link', { hasText: 'Renamed in the browser' })).first().waitFor({ timeout: T })
+  ok('and back to the default workspace')
+
+  const editor = await askHarness('token-create editor e2e-many')
+  const E = await newPage(browser, 'Ed', '#4363d8', { width: 1280, height: 800 })
+  await E.page.goto(`${BASE}/#token=${editor}`)
+  await E.page.locator('#list-count', { hasText: `${total} notes` }).waitFor({ timeout: T })
+  assert(!(await E.page.locator('#workspace').isVisible()) && (await E.page.locator('#workspace-name').textContent()) === 'Many notes', 'an editor sees its own workspace, named, with no way to switch')
+  phase = 'bad-input'
+  await E.page.evaluate(() => { location.hash = '#/workspace/default' })
+  await E.page.locator('#problem', { hasText: 'No access to this workspace' }).waitFor({ timeout: T })
+  ok('a workspace the token cannot reach says so')
+  await shots(E.page, 'workspace-no-access')
+  await E.page.locator('#problem button', { hasText: 'Show my workspace' }).click()
+  await E.page.locator('#welcome').waitFor({ timeout: T })
+  assert((await E.page.locator('.note-link').count()) === total, 'and offers a way on: back to its own workspace')
+  await E.context.close()
+  phase = 'normal'
+}
+
+// Trash: a deleted note is listed there and comes back with Undelete.
+async function trashChecks (browser, a) {
+  const doomed = await rest('POST', '/notes', { title: 'Trash me', text: 'kept in the trash' })
+  await rest('DELETE', `/notes/${doomed.id}`)
+  await a.evaluate(() => { location.hash = '#/' })
+  await a.locator('#show-trash').click()
+  const row = a.locator('.trashed', { hasText: 'Trash me' })
+  await row.waitFor({ timeout: T })
+  ok('the trash lists a deleted note')
+  await shots(a, 'trash')
+  await row.locator('.undelete').click()
+  await waitText(a, () => window.coscribe.text() === 'kept in the trash', 'Undelete brings it back and opens it')
+  assert((await rest('GET', `/notes/${doomed.id}`)).deleted_at === null, 'the note is no longer deleted on the server')
+  await a.locator('.note-link', { hasText: 'Trash me' }).waitFor({ timeout: T })
+  ok('and it is in the notes list again')
+
+  // Two people: one deletes the note the other has open; the other finds it in the trash.
+  const U = await newPage(browser, 'Uma', '#f032e6', { width: 360, height: 740 })
+  const u = U.page
+  await signIn(u)
+  await u.goto(`${BASE}/#/note/${doomed.id}`)
+  await waitText(u, () => window.coscribe.text() === 'kept in the trash', 'a second page opens the same note')
+  a.once('dialog', (dialog) => dialog.accept())
+  await a.locator('#delete').click()
+  await u.locator('#problem', { hasText: 'was deleted' }).waitFor({ timeout: T })
+  ok('deleting it in one page tells the other it was deleted')
+  await u.locator('#menu').click()
+  await u.locator('#show-trash').click()
+  await u.locator('.trashed', { hasText: 'Trash me' }).locator('.undelete').click()
+  await waitText(u, () => window.coscribe.text() === 'kept in the trash', 'the other page undeletes it from its trash and has it open again')
+  await shots(u, 'trash-undeleted-360')
+  await U.context.close()
+}
+
+// Sharing: an admin makes a viewer link, it signs a new browser in read-only; revoked, it no
+// longer works and the page says so.
+async function sharingChecks (browser, a) {
+  await a.evaluate(() => { location.hash = '#/' })
+  await a.locator('#open-sharing').click()
+  await a.locator('#sharing').waitFor({ timeout: T })
+  await a.locator('#share-name').fill('Ann the reader')
+  await a.locator('#share-role').selectOption('viewer')
+  await a.locator('#share-create').click()
+  await a.locator('#share-made').waitFor({ timeout: T })
+  const link = await a.locator('#share-link').inputValue()
+  assert(link.startsWith(`${BASE}/#token=cs_`), 'the admin gets a share link')
+  await a.locator('.share-item', { hasText: 'Ann the reader' }).waitFor({ timeout: T })
+  ok('the link is listed with who it is for')
+  await shots(a, 'sharing')
+  const R = await newPage(browser, 'Ann', '#911eb4', { width: 360, height: 740 })
+  await R.page.goto(link)
+  await R.page.locator('.note-link').first().waitFor({ timeout: T })
+  await R.page.locator('#new-note:disabled').waitFor({ timeout: T })
+  ok('the link signs a new browser in, read-only')
+  await R.context.close()
+  phase = 'access'
+  await a.locator('.share-item', { hasText: 'Ann the reader' }).locator('button', { hasText: 'Revoke' }).click()
+  await a.locator('.share-item', { hasText: 'Ann the reader' }).waitFor({ state: 'detached', timeout: T })
+  ok('revoking takes the link off the list')
+  const S = await newPage(browser, 'Sam', '#0f9fb8', { width: 1280, height: 800 })
+  await S.page.goto(link)
+  await S.page.locator('#access', { hasText: 'the token was not accepted' }).waitFor({ timeout: T })
+  assert((await S.page.locator('#access').innerText()).includes('share link'), 'a revoked share link says the token was not accepted and how to go on')
+  await shots(S.page, 'share-link-revoked')
+  await S.context.close()
+  phase = 'normal'
+  await a.locator('#close-sharing').click()
+}
+
+// Offline across a reload: the page comes back from the browser while the server is down,
+// shows the note and what was typed, says it is not saved, and saves it once the server is back.
+async function offlineReloadChecks (browser, note, a) {
+  const url = `${BASE}/#/note/${note.id}`
+  const G = await newPage(browser, 'Gil', '#808000', { width: 1280, height: 800 })
+  const g = G.page
+  await signIn(g)
+  await g.goto(url)
+  await g.locator('.cm-content').waitFor({ timeout: T })
+  await g.waitForFunction(() => window.coscribe.offlineReady(), null, { timeout: T, polling: 200 })
+  ok('the page and the editor are kept in the browser (service worker)')
+  phase = 'server-down-3'
+  await askHarness('stop-server')
+  await g.locator('#status[data-state="reconnecting"], #status[data-state="offline"]').waitFor({ timeout: T })
+  await g.locator('.cm-content').click()
+  await g.keyboard.press('Control+End')
+  await g.keyboard.type(' Typed before a reload.')
+  await g.locator('#offline-banner', { hasText: 'Not saved to the server yet' }).waitFor({ timeout: T })
+  ok('typing while the server is down says it is not saved yet')
+  await sleep(300)
+  await g.reload()
+  await waitText(g, () => (window.coscribe.text() || '').includes('Typed before a reload.'), 'reloaded while the server is down, the page shows the note and what was typed')
+  await g.locator('#offline-banner', { hasText: 'Not saved to the server yet' }).waitFor({ timeout: T })
+  ok('and says it is not saved to the server yet')
+  await shots(g, 'offline-after-reload')
+  await askHarness('start-server')
+  phase = 'server-back-3'
+  await g.waitForFunction(() => window.coscribe.saved(), null, { timeout: 30000, polling: 200 })
+  await g.locator('#offline-banner').waitFor({ state: 'hidden', timeout: T })
+  const stored = await rest('GET', `/notes/${note.id}/content`)
+  assert(stored.content.content.includes('Typed before a reload.'), 'once the server is back, what was typed offline is saved there')
+  await waitText(a, () => (window.coscribe.text() || '').includes('Typed before a reload.'), 'and another page that has the note open receives it')
+  await G.context.close()
+}
+
+// A damaged offline copy: a clear message, nothing sent to the server, a way on.
+async function corruptCopyChecks (browser) {
+  const damaged = await rest('POST', '/notes', { title: 'Damaged copy', text: 'the server\'s text' })
+  const H = await newPage(browser, 'Hal', '#000075', { width: 1280, height: 800 })
+  const h = H.page
+  await signIn(h)
+  await h.goto(`${BASE}/#/note/${damaged.id}`)
+  await waitText(h, () => window.coscribe.text() === 'the server\'s text', 'a page opens a note (and keeps a copy)')
+  await h.evaluate(() => { location.hash = '#/' })
+  await h.locator('#welcome').waitFor({ timeout: T })
+  await h.evaluate((name) => new Promise((resolve, reject) => {
+    const open = indexedDB.open(name)
+    open.onerror = () => reject(open.error)
+    open.onsuccess = () => {
+      const tx = open.result.transaction(['updates'], 'readwrite')
+      tx.objectStore('updates').put(new Uint8Array([1, 2, 3, 250, 250]))
+      tx.oncomplete = () => { open.result.close(); resolve() }
+      tx.onerror = () => reject(tx.error)
+    }
+  }), `coscribe-note-${damaged.id}`)
+  await h.evaluate((id) => { location.hash = `#/note/${id}` }, damaged.id)
+  await h.locator('#problem', { hasText: 'copy of the note is damaged' }).waitFor({ timeout: T })
+  assert((await h.locator('#problem').innerText()).includes('unchanged'), 'a damaged copy in the browser is a clear message')
+  assert((await rest('GET', `/notes/${damaged.id}/content`)).content.content === 'the server\'s text', 'the note on the server is unchanged')
+  await shots(h, 'damaged-offline-copy')
+  await h.locator('#problem button', { hasText: 'Open the note from the server' }).click()
+  await waitText(h, () => window.coscribe.text() === 'the server\'s text', 'discarding the damaged copy opens the note from the server')
+  await H.context.close()
 }
 
 main().then(() => { console.log('e2e: all checks passed'); process.exit(0) }, (err) => {

@@ -133,7 +133,7 @@ def test_web_editor_end_to_end(built_web: None, tmp_path: Path) -> None:
         f"e2e.mjs failed ({code}):\n{report}\n--- server log ---\n{server.log()[-4000:]}"
     )
     assert "e2e: all checks passed" in report
-    # Pages send their token as `?token=` on the websocket: the server log must not show it.
+    # Pages send their token in the websocket subprotocol, never in a URL: the log must not show it.
     log = server.log()
     assert log.count(admin_token) == 1, "the admin token appears in the log beyond its link"
     for token in issued:

@@ -37,3 +37,12 @@ def test_index_is_not_cached_and_assets_are_cached_and_compressed(tmp_path, monk
     assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert asset.headers["content-encoding"] == "gzip"
     assert http.get("/assets/nope.js").status_code == 404
+
+
+def test_the_service_worker_is_served_uncached(tmp_path, monkeypatch):
+    http = client(tmp_path, monkeypatch)
+    assert http.get("/sw.js").status_code == 404
+    (tmp_path / "sw.js").write_text("self.addEventListener('fetch', () => {})\n")
+    script = http.get("/sw.js")
+    assert script.status_code == 200 and script.headers["cache-control"] == "no-cache"
+    assert script.headers["content-type"].startswith("text/javascript")

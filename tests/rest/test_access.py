@@ -82,6 +82,7 @@ def world(db):
                 "depends_on_id": first["id"],
                 "background_task_id": job["id"],
                 "schedule_id": schedule["id"],
+                "token_id": tokens.parse(_issue(db, "viewer", alpha)),
             },
         )
 
@@ -150,7 +151,7 @@ def test_a_refusal_does_not_tell_whether_the_row_exists(world):
 def test_collections_keep_a_scoped_token_in_its_workspace(world):
     alpha = world.ids["workspace_id"]
     for endpoint in ENDPOINTS:
-        if "{" in endpoint.path:
+        if "{" in endpoint.path or endpoint.access == "admin":
             continue
         if endpoint.method == "GET":
             fields = endpoint.query.model_fields if endpoint.query else {}
@@ -189,7 +190,7 @@ def test_references_to_another_workspace_are_refused_alike(world):
 def test_a_viewer_reads_everything_and_changes_nothing(world):
     for endpoint in ENDPOINTS:
         response = _send(world, endpoint, "alpha-viewer")
-        if endpoint.method in READ_METHODS:
+        if endpoint.method in READ_METHODS and endpoint.access != "admin":
             assert response.status_code == 200, (_label(endpoint), response.text)
         else:
             assert_problem(response, 403)

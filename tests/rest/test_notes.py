@@ -134,11 +134,39 @@ def test_versions_and_restore_as_a_forward_change(client, note):
     restored = client.post(f"/api/notes/{note_id}/versions/{first.json()['id']}/restore")
     assert restored.status_code == 201 and restored.json()["kind"] == "restore"
     assert body(client, note_id) == "hello world"
-    # History is kept: the text before the restore is still a version... and can come back.
+    # History is kept: the text before the restore is a version of its own, and can come back.
+    listed = client.get(f"/api/notes/{note_id}/versions").json()["items"]
+    assert [v["label"] for v in listed] == [
+        f"restored version {first.json()['id']}",
+        f"before restoring version {first.json()['id']}",
+        "first",
+    ]
+    before = client.get(f"/api/notes/{note_id}/versions/{listed[1]['id']}").json()
+    assert before["text"] == "completely different"
     client.post(f"/api/notes/{note_id}/versions", json={"label": "after restore"})
     assert_problem(client.get(f"/api/notes/{note_id}/versions/999999"), 404)
     assert_problem(client.get(f"/api/notes/{note_id}/versions/abc"), 404)
     assert_problem(client.post(f"/api/notes/{note_id}/versions", json={"label": "x" * 201}), 422)
+
+
+def test_versions_are_listed_a_page_at_a_time(client, note):
+    note_id = note["id"]
+    made = [
+        client.post(f"/api/notes/{note_id}/versions", json={"label": f"v{i}"}).json()["id"]
+        for i in range(5)
+    ]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get(f"/api/notes/{note_id}/versions", params=params).json()
+        assert len(page["items"]) <= 2
+        seen += [v["id"] for v in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == made[::-1]
+    assert_problem(client.get(f"/api/notes/{note_id}/versions", params={"limit": 0}), 422)
+    assert_problem(client.get(f"/api/notes/{note_id}/versions", params={"cursor": "junk"}), 422)
 
 
 def test_bad_input_on_notes(client, note):

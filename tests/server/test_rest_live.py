@@ -98,6 +98,7 @@ async def test_automatic_versions_while_a_note_is_edited(tmp_path):
                 return [v for v in items if v["kind"] == "auto"]
 
             assert await auto_versions() == [], "no edit, no version"
+            await writer.set_awareness({"user": {"name": "Ada", "color": "#e6194b"}})
             writer.text.insert(0, "draft")
             for _ in range(100):
                 if await auto_versions():
@@ -107,6 +108,8 @@ async def test_automatic_versions_while_a_note_is_edited(tmp_path):
             assert len(versions) == 1
             content = await http.get(f"/api/notes/auto/versions/{versions[0]['id']}")
             assert content.json()["text"] == "draft"
+            # Named after who was in the note, from the names their editors publish.
+            assert versions[0]["label"] == "Saved automatically while Ada was editing"
             await asyncio.sleep(1.5)
             assert len(await auto_versions()) == 1, "no new edits, no new version"
             await writer.close()
