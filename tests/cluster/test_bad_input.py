@@ -20,6 +20,7 @@ from tests.cluster.harness import (
     converge,
     covered,
     create_note,
+    delete_keys,
     eventually,
     health,
     log_since,
@@ -207,6 +208,7 @@ SLOW_S = 0.5  # added each way between the instances and Redis
 async def test_a_slow_redis_does_not_hold_up_local_editing(make_cluster, shared_redis_url, spawn):
     port = int(shared_redis_url.rsplit(":", 1)[1].split("/")[0])
     proxy = await TcpProxy(port, delay=SLOW_S).start()
+    cluster = None
     try:
         database = shared_redis_url.rsplit("/", 1)[1]
         cluster = make_cluster(
@@ -241,3 +243,7 @@ async def test_a_slow_redis_does_not_hold_up_local_editing(make_cluster, shared_
         await b1.call("waitText", text="".join(reversed(writer.typed)), timeout=30)
     finally:
         await proxy.stop()
+        # The fixture cleans up through the cluster's Redis URL, the proxy's: gone now.
+        if cluster is not None:
+            cluster.stop_all()
+            delete_keys(shared_redis_url, cluster.prefix)
