@@ -1,7 +1,8 @@
 """Redis stopped for 30 s while clients on two instances type (a private redis-server, stopped
 by its pid and started again, empty, on the same port): each instance keeps serving its own
 clients and says on /health that Redis is down, while staying ready; once Redis is back the
-rooms converge again without restarting anything, and nothing typed is lost."""
+rooms converge again without restarting anything, and nothing typed is lost. And an instance
+started while Redis is down serves anyway and joins once Redis is up."""
 
 from __future__ import annotations
 
@@ -26,13 +27,14 @@ from tests.cluster.harness import (
 )
 from tests.live_server import LiveServer
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 OUTAGE_S = 30
 INTERVAL_S = 0.25  # between one client's words
 NOTICE_S = 15  # for an instance to see Redis go, or come back
 
 
+@pytest.mark.slow
 async def test_redis_down_for_30_seconds_then_back_empty(
     make_cluster, private_redis, spawn, tmp_path
 ):
@@ -122,3 +124,40 @@ async def test_redis_down_for_30_seconds_then_back_empty(
     single = {key: value for key, value in cluster.env.items() if key != "REDIS_URL"}
     with LiveServer(single, tmp_path) as fresh:
         assert await stored_text(fresh, note) == text
+
+
+async def test_an_instance_started_while_redis_is_down_joins_once_it_is_up(
+    make_cluster, private_redis, spawn
+):
+    """A rolling deploy while Redis restarts: the instance starts anyway, serves its own
+    clients, says Redis is down, and joins the others once Redis answers."""
+    cluster = make_cluster(redis_url=private_redis.url)
+    [b] = await cluster.start(1)
+    private_redis.stop()
+    [a] = await cluster.start(1)
+    body = await health(a)
+    assert redis_state(body) == "down", body
+    assert await ready_status(a) == 200
+    note = f"late-{uuid.uuid4().hex[:8]}"
+    await create_note(a, note)
+    a1, a2, b1 = await spawn(3)
+    await a1.connect(ws_url(a), note, 1801)
+    await a2.connect(ws_url(a), note, 1802)
+    await a1.call("insertText", index=0, text="while down ")
+    await a2.call("waitText", text="while down ", timeout=5)
+
+    private_redis.start()
+    for server in (a, b):
+        await eventually(
+            lambda server=server: says_ok(server),
+            f"/health of :{server.port} does not say redis ok",
+            NOTICE_S,
+        )
+    await b1.connect(ws_url(b), note, 1803)
+    await b1.call("insertText", index=0, text="[b] ")
+    text = await converge([a1, a2, b1], 15, containing=["while down ", "[b] "])
+    assert text == "[b] while down "
+
+
+async def says_ok(server) -> bool:
+    return redis_state(await health(server)) == "ok"
