@@ -129,6 +129,10 @@ class CompactionTotals:
     def bytes_after(self) -> int:
         return self._sum("bytes_after")
 
+    @property
+    def deleted(self) -> int:
+        return self._sum("deleted")
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "notes": self.notes,
@@ -137,6 +141,7 @@ class CompactionTotals:
             "rows_after": self.rows_after,
             "bytes_before": self.bytes_before,
             "bytes_after": self.bytes_after,
+            "deleted": self.deleted,
         }
 
 
@@ -171,6 +176,51 @@ def compact_notes(
         if progress is not None:
             progress(CompactionProgress(done, len(candidates), note_id, result=result))
     return totals
+
+
+@dataclass(frozen=True)
+class CompactionPreview:
+    """What compact_note would do to a note now, counted the way CompactionResult counts."""
+
+    note_id: str
+    log_rows: int  # every update row of the note: what the compaction deletes
+    log_bytes: int
+    rows_before: int  # what a load reads now: the newest snapshot + the updates after it
+    bytes_before: int
+
+
+def preview(
+    conn: sa.Connection, note_ids: Sequence[str] | None = None, *, min_updates: int = 1
+) -> list[CompactionPreview]:
+    """The notes compact_notes would compact (same selection, same order), and for each the
+    numbers its result would report, without merging anything: `coscribe compact --dry-run`
+    and the real run then agree. Rows an older snapshot already holds (versions leave them)
+    count in ``log_rows`` but not in ``rows_before``, as in the result."""
+    previews = []
+    for candidate in log_sizes(conn, note_ids=note_ids, min_updates=min_updates):
+        note_id = candidate["note_id"]
+        base = conn.execute(
+            newest_snapshot(
+                note_id, note_snapshots.c.through_seq, sa.func.length(note_snapshots.c.state)
+            )
+        ).first()
+        through, base_bytes = (0, 0) if base is None else (base[0], int(base[1] or 0))
+        size = sa.func.coalesce(sa.func.sum(sa.func.length(note_updates.c.update)), 0)
+        rows, size = conn.execute(
+            sa.select(sa.func.count(), size).where(
+                note_updates.c.note_id == note_id, note_updates.c.seq > through
+            )
+        ).one()
+        previews.append(
+            CompactionPreview(
+                note_id=note_id,
+                log_rows=candidate["rows"],
+                log_bytes=candidate["bytes"],
+                rows_before=(0 if base is None else 1) + int(rows),
+                bytes_before=base_bytes + int(size),
+            )
+        )
+    return previews
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from .engine import Database
 from .errors import SchemaError
+from .stores import workspaces
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -67,12 +68,25 @@ def status(db: Database) -> SchemaStatus:
 
 
 def upgrade(db: Database, revision: str = "head") -> SchemaStatus:
-    """Migrate the database to ``revision`` (head by default) in one transaction."""
+    """Migrate the database to ``revision`` (head by default) in one transaction: the schema
+    only (`coscribe db migrate` and prepare() then add the default workspace)."""
     from alembic import command
 
     with db.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
     return status(db)
+
+
+def ensure_default_workspace(db: Database) -> None:
+    """The workspace "default" exists from the first migration or start on, so the first
+    commands an operator types (`coscribe token create --workspace default ...`) work before
+    any note exists. Data, not schema: created in code, idempotently, never by a migration.
+    Looked for first without the write lock, which a running server may be holding."""
+    with db.read() as connection:
+        if workspaces.find(connection, workspaces.DEFAULT_ID) is not None:
+            return
+    with db.begin() as connection:
+        workspaces.ensure_default(connection)
 
 
 def ensure_current(db: Database) -> SchemaStatus:
@@ -89,8 +103,12 @@ def ensure_current(db: Database) -> SchemaStatus:
 
 
 def prepare(db: Database) -> SchemaStatus:
-    """What a server does at start: migrate the embedded databases, check PostgreSQL."""
+    """What a server or command does at start: migrate the embedded databases, check
+    PostgreSQL; then the default workspace (ensure_default_workspace)."""
     if db.driver in ("sqlite", "memory"):
         state = status(db)
-        return state if state.up_to_date else upgrade(db)
-    return ensure_current(db)
+        state = state if state.up_to_date else upgrade(db)
+    else:
+        state = ensure_current(db)
+    ensure_default_workspace(db)
+    return state

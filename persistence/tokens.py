@@ -65,7 +65,8 @@ def issue(
     if role not in ROLES:
         raise InvalidError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
     if workspace is None and role != "admin":
-        raise InvalidError(f"a {role} token needs a workspace")
+        article = "an" if role[0] in "aeiou" else "a"
+        raise InvalidError(f"{article} {role} token needs a workspace (--workspace ID or SLUG)")
     workspace_id = None if workspace is None else workspaces.resolve(conn, workspace)
     if expires_at is not None and expires_at <= now:
         raise InvalidError("the expiry is in the past")

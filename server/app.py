@@ -7,19 +7,22 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from persistence import migrate
 from persistence.engine import Database
 
-from . import rest, web
+from . import logs, rest, web
+from .auth import Refused, bearer
 from .jobs import ensure_builtin_schedules
 from .rest import problems
 from .services import Services, services
@@ -31,6 +34,25 @@ async def health(request: Request) -> JSONResponse:
     """Liveness, readiness and the counters an operator looks at first. Always 200 while
     the process serves: /health/ready is the one to route traffic by."""
     return JSONResponse(_health(services(request.app)))
+
+
+async def metrics(request: Request) -> Response:
+    """The Prometheus text format (server/metrics.py), for an admin token (anyone when auth
+    is off); COSCRIBE_METRICS_PORT also serves it on a loopback port without one."""
+    app = services(request.app)
+    client = request.client
+    peer = f"{client.host}:{client.port}" if client else "unknown"
+    try:
+        principal = await app.auth.principal(bearer(request.headers), peer)
+    except Refused as exc:
+        raise problems.Problem(
+            401,
+            f"{exc}: /metrics needs `Authorization: Bearer ADMIN_TOKEN`",
+            headers={"WWW-Authenticate": 'Bearer realm="coscribe"'},
+        ) from None
+    if not principal.is_admin:
+        raise problems.Problem(403, "/metrics needs an admin token")
+    return Response(await app.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def live(request: Request) -> JSONResponse:
@@ -78,10 +100,37 @@ class App(Starlette):
     socket's whole life, about 2 kB per idle socket in all."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            return await self._http(scope, receive, send)
         if scope["type"] != "websocket":
             return await super().__call__(scope, receive, send)
         scope["app"] = self
         await self.router(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Give the request an id (the client's X-Request-ID if sane; sent back, and on every
+        log line of the request), and count it by method, route template (never the raw
+        path: ids would make a series each) and status, for /metrics."""
+        status = 500  # what the client gets when the app fails before answering
+        headers = Headers(scope=scope)
+        request_id = logs.request_id(headers.get("x-request-id"))
+        logs.REQUEST_ID.set(request_id)
+        client = scope.get("client")
+        if client:
+            logs.CONNECTION.set(f"{client[0]}:{client[1]}")
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            services(self).http[scope["method"], route, status] += 1
 
 
 def create_app(settings: Settings, db: Database) -> Starlette:
@@ -92,6 +141,7 @@ def create_app(settings: Settings, db: Database) -> Starlette:
         # The CLI prepared the schema before listening; re-check so an app built by other
         # means never serves from a stale schema.
         migrate.ensure_current(db)
+        await asyncio.to_thread(migrate.ensure_default_workspace, db)
         await asyncio.to_thread(ensure_builtin_schedules, db, settings)
         if services(app).stopped:  # a second lifespan of the same app (tests do that)
             app.state.services = Services.build(settings, db)
@@ -121,6 +171,7 @@ def create_app(settings: Settings, db: Database) -> Starlette:
             Route("/health", health),
             Route("/health/live", live),
             Route("/health/ready", ready),
+            Route("/metrics", metrics),
             WebSocketRoute("/ws/{note_id:path}", NoteSocket()),
             *rest.routes(),
             *web.routes(),

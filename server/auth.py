@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -90,16 +91,19 @@ class Authenticator:
     def __init__(self, db: Database, *, enabled: bool) -> None:
         self.db = db
         self.enabled = enabled
+        self.refusals: Counter[str] = Counter()  # why tokens were refused, for /metrics
 
     async def principal(self, token: str | None, peer: str) -> Principal:
         if not self.enabled:
             return OPEN
         if token is None:
+            self.refusals["missing token"] += 1
             raise Refused("a token is required")
         verdict = await asyncio.to_thread(self._verify, token)
         if verdict.row is None:
             # The id (never the secret) is what an operator needs to find the token.
             log.info("%s: refused %s%s", peer, verdict.reason, _named(verdict.token_id))
+            self.refusals[verdict.reason] += 1
             raise Refused(f"{verdict.reason}")
         row = verdict.row
         return Principal(row["role"], row["workspace_id"], row["id"])

@@ -25,6 +25,7 @@ COMMANDS = {
     "serve": "serve:serve",
     "stats": "stats:stats",
     "token": "token:token",
+    "workspace": "workspace:workspace",
 }
 
 

@@ -34,6 +34,7 @@ from persistence.engine import Database
 from persistence.errors import NotFoundError
 from persistence.writer import Writer
 
+from .counters import BATCH_BUCKETS, FLUSH_BUCKETS_S, Histogram
 from .health import STORAGE_ERRORS, StorageHealth
 from .jobs import enqueue_compactions
 from .room import Room
@@ -93,6 +94,9 @@ class Persister:
         self.on_compaction_queued = on_compaction_queued
         self.on_note_gone = on_note_gone
         self.stats = Stats()
+        # Each group commit's duration and size, for /metrics.
+        self.flush_seconds = Histogram(FLUSH_BUCKETS_S)
+        self.flush_updates = Histogram(BATCH_BUCKETS)
         self.writer = Writer(db, name="persister's writer")
         self.stop_timeout_s = STOP_TIMEOUT_S
         self._logs: dict[str, _Log] = {}
@@ -209,10 +213,13 @@ class Persister:
             entry.in_flight, entry.pending = entry.pending, []
             writes[entry.note_id] = entry.in_flight
         self._busy = True
+        started = time.perf_counter()
         try:
             failures = await self._write(writes)
         finally:
             self._busy = False
+        self.flush_seconds.observe(time.perf_counter() - started)
+        self.flush_updates.observe(sum(map(len, writes.values())))
         self.stats.flushes += 1
         to_compact = []
         for entry in batch:

@@ -33,6 +33,7 @@ from persistence.errors import NotFoundError
 
 from . import closecodes
 from .connection import Connection
+from .counters import Traffic
 from .health import STORAGE_ERRORS, StorageUnavailable
 from .loops import Failures
 from .persister import Persister
@@ -81,6 +82,7 @@ class RoomRegistry:
         self.persister = persister
         self.rooms: dict[str, Room] = {}
         self.stats = Stats()
+        self.traffic = Traffic()
         self._tick_failures = Failures(log, "the room ticker")
         self._opening: dict[str, asyncio.Future[Room]] = {}
         # Loaded rooms nobody uses, longest idle first (a room moves to the end when it
@@ -220,6 +222,7 @@ class RoomRegistry:
             awareness_limits=self.settings.awareness_limits,
             tracker=tracker,
         )
+        room.traffic = self.traffic
         if bus is not None:
             # Before anyone is served: what other instances have and storage may not yet.
             await bus.opened(room)

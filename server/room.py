@@ -37,6 +37,7 @@ from crdt.validation import DepthTracker
 
 from . import closecodes
 from .connection import Connection
+from .counters import UNCOUNTED, Traffic
 from .output import Frame
 
 log = logging.getLogger("coscribe.room")
@@ -73,6 +74,9 @@ BROADCAST = Broadcast()
 
 
 class Room:
+    # What broadcasts cost, for /metrics: the registry gives its rooms the server's Traffic.
+    traffic: Traffic = UNCOUNTED
+
     def __init__(
         self,
         note_id: str,
@@ -155,12 +159,15 @@ class Room:
         """Send one message to every connection, the sender included (the echo keeps a lone
         y-websocket client from timing out). Its websocket frame is built once and written to
         each socket without waiting; slow connections are dropped, not waited for."""
+        started = time.perf_counter()
         frame = Frame(message)
         dropped = []
         for connection in self.connections:
             connection.send(frame)
             if connection.close_code is not None:
                 dropped.append(connection)
+        # Once per broadcast, never per recipient.
+        self.traffic.broadcast(len(message), len(self.connections), time.perf_counter() - started)
         for connection in dropped:
             self.leave(connection)
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+import sys
 
 import uvicorn
 from starlette.applications import Starlette
 
+from persistence import tokens
+from persistence.engine import Database
+
+from . import listening
 from .handshake import GuardedHttpProtocol
 from .logs import redact_request_logs
 from .output import DirectWebSocketProtocol
@@ -24,12 +29,33 @@ log = logging.getLogger("coscribe")
 
 
 class Server(uvicorn.Server):
-    first_token: str | None = None
+    db: Database
+    settings: Settings
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.first_token and self.started:
-            _announce(self.config.host, self.servers, self.first_token)
+        try:
+            await super().startup(sockets)
+        except SystemExit:
+            if not self.lifespan.should_exit:  # the app started; the port did not bind
+                _bind_hint(self.config.host, self.config.port, self.settings)
+            raise
+        if not self.started:
+            return
+        url = listening.local_url(self.config.host, _port(self.servers))
+        listening.record(self.db.config, url)
+        if self.settings.auth:
+            # Only now that the port is ours: a start that cannot listen creates no token
+            # whose link nobody saw. Synchronous on purpose: nothing is served before the
+            # link is printed (one small write, once per database).
+            token = first_admin_token(self.db)
+            if token:
+                _announce(self.config.host, _port(self.servers), token)
+            else:
+                # Tokens exist: the first one's link was shown once. Say how to get in anyway.
+                log.info(
+                    "auth is on: clients need a token (`coscribe token list` shows them; "
+                    "`coscribe token create --role admin` makes an admin one)"
+                )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
@@ -38,13 +64,39 @@ class Server(uvicorn.Server):
         # Close the rooms (1001) and store everything before uvicorn closes the sockets
         # (with 1012) and runs the lifespan's shutdown, whose own stop() then returns at once.
         await services(_find_app(app)).stop()
+        listening.forget(self.db.config)
         await super().shutdown(sockets)
 
 
-def _announce(host: str, servers: list, token: str) -> None:
+def first_admin_token(db: Database) -> str | None:
+    """On a first start (no token at all), an admin token for the operator, shown once."""
+    with db.begin() as conn:
+        if tokens.count(conn):
+            return None
+        issued = tokens.issue(conn, "admin", name="created on first start")
+    return issued.token
+
+
+def _port(servers: list) -> int:
+    return servers[0].sockets[0].getsockname()[1] if servers and servers[0].sockets else 0
+
+
+def _bind_hint(host: str, port: int, settings: Settings) -> None:
+    token = " No access token was created: the first start that listens prints its link."
+    hint = (
+        f"cannot listen on {host}:{port} (the line above says why): another process may hold "
+        "the port; stop it, or choose another with --port or COSCRIBE_PORT (0 picks a free "
+        f"one).{token if settings.auth else ''}"
+    )
+    if settings.log_format == "json":
+        log.error("%s", hint)
+    else:
+        print(f"coscribe: error: {hint}", file=sys.stderr, flush=True)
+
+
+def _announce(host: str, port: int, token: str) -> None:
     """Print the first admin token as a URL that opens the web editor signed in. The token
     goes in the fragment, which browsers never send to servers or put in access logs."""
-    port = servers[0].sockets[0].getsockname()[1] if servers and servers[0].sockets else 0
     shown = "localhost" if host in ("0.0.0.0", "::", "") else host
     if ":" in shown:
         shown = f"[{shown}]"
@@ -53,7 +105,8 @@ def _announce(host: str, servers: list, token: str) -> None:
         "  coscribe: no access token existed, so an admin token was created.\n"
         "  Open the web editor with it (it is shown only this once):\n\n"
         f"    http://{shown}:{port}/#token={token}\n\n"
-        "  More tokens: coscribe token create --workspace WORKSPACE --role editor\n",
+        "  More tokens: coscribe token create --workspace WORKSPACE --role editor\n"
+        "  Lost this link? coscribe token create --role admin makes another admin token.\n",
         flush=True,
     )
 
@@ -65,13 +118,14 @@ def _find_app(app: object) -> Starlette:
     return app
 
 
-def run(app: Starlette, settings: Settings, *, first_token: str | None = None) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def run(app: Starlette, settings: Settings, db: Database) -> None:
+    """Serve until SIGTERM/SIGINT. With auth on, the first start that listens creates an
+    admin token and prints its link."""
     config = uvicorn.Config(
         app,
+        # JSON: uvicorn's loggers keep no handlers of their own and reach the root handler
+        # (server/logs.py:configure), so its lines are JSON objects too.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -100,5 +154,5 @@ def run(app: Starlette, settings: Settings, *, first_token: str | None = None) -
     gc.set_threshold(50_000, 50, 100)
     redact_request_logs()  # after uvicorn.Config, which configures its loggers
     server = Server(config)
-    server.first_token = first_token
+    server.db, server.settings = db, settings
     server.run()

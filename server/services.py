@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from .auth import Authenticator
 from .cluster.bus import Bus
 from .health import StorageHealth
 from .loops import Background, every
+from .metrics import Metrics
 from .persister import Persister
 from .registry import RoomRegistry
 from .sessions import SessionWatch
@@ -46,9 +48,15 @@ class Services:
     rooms: RoomRegistry
     watch: SessionWatch
     bus: Bus | None = None
+    metrics: Metrics = field(init=False)
+    # HTTP requests answered, by (method, route template, status): server/app.py counts.
+    http: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     loops: Background = field(default_factory=lambda: Background(log))
     flusher: Background = field(default_factory=lambda: Background(log))
     _stopping: asyncio.Task[bool] | None = None
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self)
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> Services:
@@ -84,6 +92,7 @@ class Services:
         )
 
     def start(self) -> None:
+        self.metrics.start()
         self.flusher.spawn("persister", self.persister.run())
         self.loops.spawn("room ticker", every(TICK_S, self.rooms.tick, log=log, what="room tick"))
         self.loops.spawn(
@@ -133,6 +142,7 @@ class Services:
         if self.bus is not None:  # after the rooms: their clients' goodbyes go out too
             await self.bus.close()
         await self.flusher.stop()
+        await asyncio.to_thread(self.metrics.stop)  # waits out the port's poll interval
         log.info("rooms closed, %s", "every update stored" if stored else "UPDATES NOT STORED")
         return stored
 

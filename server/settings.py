@@ -31,6 +31,7 @@ log = logging.getLogger("coscribe.settings")
 PREFIX = "COSCRIBE_"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LOG_FORMATS = ("text", "json")
 # Variables that no longer do anything, and what to use instead: one warning each at start.
 REMOVED = {
     "COSCRIBE_SEND_QUEUE_FRAMES": "COSCRIBE_SEND_QUEUE_BYTES alone bounds what a connection "
@@ -65,6 +66,11 @@ class Settings:
         8000, "TCP port to listen on (0 picks a free one).", minimum=0, maximum=65535
     )
     log_level: str = setting("info", "Log level: critical, error, warning, info or debug.")
+    log_format: str = setting(
+        "text",
+        "Log lines on stderr: text, or json (one JSON object per line, uvicorn's lines too: "
+        "time, level, logger, message, and where known note, connection and request_id).",
+    )
     auth: bool = setting(
         True,
         "Require a token on every API call and websocket. Can be off only on a loopback host.",
@@ -298,6 +304,13 @@ class Settings:
         "edit is kept and stored later); also bounds every other wait for the database.",
         minimum=1,
     )
+    metrics_port: int = setting(
+        0,
+        "Also serve /metrics without a token on 127.0.0.1 at this port, for a scraper on the "
+        "same machine (0: off; /metrics on the main port needs an admin token either way).",
+        minimum=0,
+        maximum=65535,
+    )
     storage_probe_s: int = setting(
         5,
         "How often the database is probed, so /health/ready sees an outage on an idle server.",
@@ -443,6 +456,11 @@ def _check(values: dict[str, Any], variables: dict[str, str]) -> None:
             schedules.check_cron(values[name])
         except InvalidError as exc:
             raise ConfigError(variables[name], str(exc)) from None
+    if values["log_format"] not in LOG_FORMATS:
+        raise ConfigError(
+            variables["log_format"],
+            f"unknown format {values['log_format']!r} (expected {' or '.join(LOG_FORMATS)})",
+        )
     if values["log_level"] not in LOG_LEVELS:
         raise ConfigError(
             variables["log_level"],
@@ -476,6 +494,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         values[f.name] = _parse(variable, types[str(f.type)], raw) if raw else f.default
     values.update({key: value for key, value in overrides.items() if value is not None})
     values["log_level"] = str(values["log_level"]).lower()
+    values["log_format"] = str(values["log_format"]).lower()
     _check(values, variables)
     database = database_config_from_env(env)
     # Only once everything is valid, so a bad value is still the one line that stops start-up.

@@ -1,4 +1,7 @@
-"""The browser editor: web/dist served at / with cache headers.
+"""The browser editor: its built assets served at / with cache headers.
+
+An installed wheel carries them as package data (server/webdist, copied there from web/dist
+when the wheel is built: see setup.py); a source checkout serves web/dist itself.
 
 Built files under /assets/ have content-hashed names, so they are cached for a year; index.html
 is `no-cache` so a new build is picked up at once. Without a build, / answers 503 with a page
@@ -16,7 +19,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
+PACKAGED = Path(__file__).resolve().parent / "webdist"
+SOURCE = Path(__file__).resolve().parent.parent / "web" / "dist"
 IMMUTABLE = "public, max-age=31536000, immutable"
 NO_CACHE = "no-cache"
 
@@ -42,23 +46,29 @@ class _Assets(StaticFiles):
         return response
 
 
+def dist() -> Path:
+    """Where the built editor is: the wheel's copy when installed, else the checkout's."""
+    return PACKAGED if (PACKAGED / "index.html").is_file() else SOURCE
+
+
 class _LazyAssets:
-    """StaticFiles over DIST/assets, created once the build exists."""
+    """StaticFiles over the build's assets/, created once the build exists."""
 
     def __init__(self) -> None:
         self._static: _Assets | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._static is None:
-            if not (DIST / "assets").is_dir():
+            assets = dist() / "assets"
+            if not assets.is_dir():
                 await HTMLResponse(MISSING_BUILD, status_code=404)(scope, receive, send)
                 return
-            self._static = _Assets(directory=DIST / "assets")
+            self._static = _Assets(directory=assets)
         await self._static(scope, receive, send)
 
 
 async def index(request: Request) -> Response:
-    page = DIST / "index.html"
+    page = dist() / "index.html"
     if not page.is_file():
         return HTMLResponse(MISSING_BUILD, status_code=503, headers={"Cache-Control": "no-store"})
     return FileResponse(page, media_type="text/html", headers={"Cache-Control": NO_CACHE})
@@ -67,10 +77,10 @@ async def index(request: Request) -> Response:
 async def service_worker(request: Request) -> Response:
     """The page's service worker (web/public/sw.js): keeps the page usable offline. Never
     cached by HTTP, so a new build's worker is picked up at once."""
-    script = DIST / "sw.js"
+    script = dist() / "sw.js"
     if not script.is_file():
         return Response(status_code=404)
-    return FileResponse(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+    return FileResponse(script, media_type="text/javascript", headers={"Cache-Control": NO_CACHE})
 
 
 def routes() -> list[BaseRoute]:

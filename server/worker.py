@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.context = JobContext(db, settings)
         self.completed = 0
+        self.outcomes: Counter[tuple[str, str]] = Counter()  # (job kind, outcome): /metrics
         self.failed = 0
         self._wake = asyncio.Event()
         self._failures = Failures(log, "the worker loop")
@@ -121,9 +123,11 @@ class Worker:
         with self.db.begin() as conn:
             background_tasks.complete(conn, job["id"], self.id, result)
         self.completed += 1
+        self.outcomes[job["kind"], "succeeded"] += 1
         log.info("job %s (%s) done: %s", job["id"], job["kind"], result)
 
     def _fail(self, job: dict[str, Any], exc: BaseException, retry: bool) -> None:
         with self.db.begin() as conn:
             background_tasks.fail(conn, job["id"], self.id, exc, retry=retry)
         self.failed += 1
+        self.outcomes[job["kind"], "retried" if retry else "failed"] += 1

@@ -19,7 +19,7 @@ from crdt import protocol
 from crdt.document import InvalidUpdate, UpdateRefused
 from persistence.ids import is_id
 
-from . import closecodes
+from . import closecodes, logs
 from .admission import admission, admit_live
 from .auth import Principal, Refused, socket_token
 from .connection import Connection
@@ -60,6 +60,9 @@ async def note_socket(websocket: WebSocket) -> None:
     client = websocket.client
     address = client.host if client else "unknown"
     peer = f"{address}:{client.port}" if client else "unknown"
+    # Every log line of this socket's task names it (JSON logs: server/logs.py).
+    logs.CONNECTION.set(peer)
+    logs.NOTE.set(str(websocket.path_params.get("note_id", ""))[:140] or None)
     token, subprotocol = socket_token(
         websocket.query_params, websocket.scope.get("subprotocols", [])
     )
@@ -151,6 +154,7 @@ async def _session(
         return
 
     rate = Rate(settings.max_updates_per_s, settings.update_burst)
+    traffic = registry.traffic
     try:
         while connection.close_code is None:
             message = await websocket.receive()
@@ -163,6 +167,7 @@ async def _session(
                 break
             try:
                 decoded = protocol.decode(frame)
+                traffic.received(type(decoded).__name__, len(frame))
                 # Every message counts, not only those that cost the room work: a step 1 is
                 # answered with the whole document, and a flood of ignored messages (unknown
                 # types) still holds the event loop and this socket's reader.

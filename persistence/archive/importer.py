@@ -20,6 +20,8 @@ from .. import migrate, update_log, versions
 from ..engine import Database
 from ..errors import ConflictError
 from ..schema import note_snapshots, notes, task_dependencies, tasks
+from ..schema import workspaces as workspaces_table
+from ..stores import workspaces
 from .format import (
     BY_NAME,
     EMPTY_STATE,
@@ -66,10 +68,16 @@ def _count_rows(conn: sa.Connection, table: sa.Table) -> int:
 
 
 def _require_empty(conn: sa.Connection) -> None:
+    """Refuse a target holding any row, but the default workspace alone: every migration and
+    start creates that one (persistence.migrate), so it is not data. It makes way for the
+    archive's rows (its own default workspace, if it has one; else the next start makes it)."""
     found = []
     for table in (*TABLES, *NOT_ARCHIVED_AS_ROWS):
         if conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first():
             found.append(f"{table.name}: {_count_rows(conn, table)}")
+    if found == [f"{workspaces_table.name}: 1"] and workspaces.find(conn, workspaces.DEFAULT_ID):
+        workspaces.delete(conn, workspaces.DEFAULT_ID)
+        return
     if found:
         raise ConflictError(
             f"the target database is not empty ({', '.join(found)}): import into an empty "

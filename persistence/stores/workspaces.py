@@ -71,12 +71,23 @@ def create(
 
 def resolve(conn: sa.Connection, workspace: str) -> str:
     """A workspace's id, from its id or its slug (what people type on a command line)."""
-    table = schema.workspaces
-    query = sa.select(table.c.id).where(sa.or_(table.c.id == workspace, table.c.slug == workspace))
-    found = conn.execute(query).first()
+    found = find_id(conn, workspace)
     if found is None:
         raise NotFoundError(f"workspace {workspace!r} not found")
-    return found[0]
+    return found
+
+
+def find_id(conn: sa.Connection, workspace: str) -> str | None:
+    """The id of the workspace with this id or else this slug; None when there is none.
+    An id wins over another workspace's equal slug, so an id always means what it meant."""
+    table = schema.workspaces
+    query = (
+        sa.select(table.c.id)
+        .where(sa.or_(table.c.id == workspace, table.c.slug == workspace))
+        .order_by((table.c.id == workspace).desc())
+        .limit(1)
+    )
+    return conn.execute(query).scalar_one_or_none()
 
 
 def get_by_slug(conn: sa.Connection, slug: str) -> Row:

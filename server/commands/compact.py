@@ -6,7 +6,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from persistence import compaction, notes, update_log
+from persistence import compaction, notes
 
 from .base import UserError, current_database, human_bytes, user_errors
 
@@ -30,7 +30,9 @@ def compact(note_ids: tuple[str, ...], all_notes: bool, min_updates: int, dry_ru
     """Merge each note's update log into a snapshot and delete the merged rows.
 
     Safe while `coscribe serve` runs on the same database: updates stored meanwhile are kept.
-    Prints rows and bytes before and after, per note and in total.
+    Prints, per note and in total, the rows and bytes a load reads before and after (the
+    newest snapshot and the updates after it) and the log rows deleted (with those an older
+    snapshot, such as a version, already held). --dry-run prints the same numbers.
     """
     if bool(note_ids) == all_notes:
         raise UserError("name the notes to compact, or pass --all (not both)")
@@ -42,14 +44,18 @@ def compact(note_ids: tuple[str, ...], all_notes: bool, min_updates: int, dry_ru
                     notes.get_note(conn, note_id, include_deleted=True)  # NotFoundError -> 1 line
         if dry_run:
             with db.read() as conn:
-                candidates = update_log.log_sizes(
-                    conn, note_ids=list(note_ids) or None, min_updates=min_updates
-                )
-            for c in candidates:
+                plans = compaction.preview(conn, list(note_ids) or None, min_updates=min_updates)
+            # The same numbers the real run prints (CompactionResult), so the two agree.
+            for plan in plans:
                 out.print(
-                    f"{c['note_id']}: {c['rows']} log rows, {human_bytes(c['bytes'])} (dry run)"
+                    f"{plan.note_id}: {_rows(plan.rows_before, plan.bytes_before)} -> 1 rows; "
+                    f"{plan.log_rows} log rows to delete (dry run)"
                 )
-            out.print(f"would compact {len(candidates)} notes")
+            out.print(
+                f"would compact {len(plans)} notes: "
+                f"{_rows(sum(p.rows_before for p in plans), sum(p.bytes_before for p in plans))}"
+                f" -> {len(plans)} rows; {sum(p.log_rows for p in plans)} log rows to delete"
+            )
             return
         bar = Progress(
             TextColumn("compacting"),
@@ -68,9 +74,9 @@ def compact(note_ids: tuple[str, ...], all_notes: bool, min_updates: int, dry_ru
             bar.advance(task)
             if step.result is not None:
                 result = step.result
-                before = f"{result.rows_before} rows, {human_bytes(result.bytes_before)}"
-                after = f"{result.rows_after} rows, {human_bytes(result.bytes_after)}"
-                out.print(f"{step.note_id}: {before} -> {after}")
+                before = _rows(result.rows_before, result.bytes_before)
+                after = _rows(result.rows_after, result.bytes_after)
+                out.print(f"{step.note_id}: {before} -> {after}; {result.deleted} log rows deleted")
 
         with bar:
             totals = compaction.compact_notes(
@@ -78,9 +84,13 @@ def compact(note_ids: tuple[str, ...], all_notes: bool, min_updates: int, dry_ru
             )
         failures = [f"{note_id}: {why}" for note_id, why in totals.skipped]
         out.print(
-            f"compacted {totals.notes} notes: {totals.rows_before} rows, "
-            f"{human_bytes(totals.bytes_before)} -> {totals.rows_after} rows, "
-            f"{human_bytes(totals.bytes_after)}"
+            f"compacted {totals.notes} notes: {_rows(totals.rows_before, totals.bytes_before)} "
+            f"-> {_rows(totals.rows_after, totals.bytes_after)}; {totals.deleted} log rows deleted"
         )
         if failures:
             raise UserError("; ".join(failures))
+
+
+def _rows(rows: int, size: int) -> str:
+    """What a load reads: the newest snapshot and the updates after it."""
+    return f"{rows} rows, {human_bytes(size)}"

@@ -27,6 +27,7 @@ def db_migrate() -> None:
     with open_database(config) as database:
         before = migrate.status(database)
         after = migrate.upgrade(database)
+        migrate.ensure_default_workspace(database)
     if before.current == after.current:
         click.echo(f"{config.driver}: already {after.describe()}")
     else:

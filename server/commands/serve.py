@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 
 import click
 
-from persistence import migrate, tokens
+from persistence import migrate
 from persistence.engine import Database
 
+from .. import logs
 from ..settings import Settings, current_names, load_settings
-from .base import open_database, user_errors
+from .base import user_errors
 
 
 @click.command(epilog="Example: COSCRIBE_SQLITE_PATH=/var/lib/coscribe/notes.sqlite coscribe serve")
@@ -35,8 +37,11 @@ def serve(host: str | None, port: int | None, log_level: str | None) -> None:
     from ..runner import run
 
     settings = load_settings(host=host, port=port, log_level=log_level)
+    logs.configure(settings.log_format, settings.log_level)
     config = settings.database
-    db = open_database(config)
+    if config is not None and config.warning:
+        say(settings, config.warning, logging.WARNING)
+    db = Database(config)
     try:
         if config.driver == "sqlite" and not migrate.status(db).up_to_date:
             # Migrate in a child process: Alembic then never loads into the server itself.
@@ -48,25 +53,25 @@ def serve(host: str | None, port: int | None, log_level: str | None) -> None:
                 sys.exit(child.returncode)  # the child printed its one-line error
         state = migrate.prepare(db)
         where = f"{config.driver} at {config.display_url}"
-        click.echo(f"coscribe: database {where}, schema {state.describe()}", err=True)
-        first_token = _first_admin_token(db) if settings.auth else None
+        say(settings, f"coscribe: database {where}, schema {state.describe()}")
         if not settings.auth:
-            click.secho(
+            say(
+                settings,
                 f"coscribe: WARNING: auth is OFF (COSCRIBE_AUTH=false). Anyone who can reach "
                 f"{settings.host} can read and change every note. Only for a single machine.",
-                err=True,
-                fg="red",
-                bold=True,
+                logging.WARNING,
             )
-        run(create_app(settings, db), settings, first_token=first_token)
+        run(create_app(settings, db), settings, db)
     finally:
         db.close()
 
 
-def _first_admin_token(db: Database) -> str | None:
-    """On a first start (no token at all), an admin token for the operator, shown once."""
-    with db.begin() as conn:
-        if tokens.count(conn):
-            return None
-        issued = tokens.issue(conn, "admin", name="created on first start")
-    return issued.token
+def say(settings: Settings, message: str, level: int = logging.INFO) -> None:
+    """A start-up line for the operator: text on stderr (warnings in red), or with
+    COSCRIBE_LOG_FORMAT=json a log record like every other line."""
+    if settings.log_format == "json":
+        logging.getLogger("coscribe").log(level, "%s", message.removeprefix("coscribe: "))
+    elif level >= logging.WARNING:
+        click.secho(message, err=True, fg="red", bold=True)
+    else:
+        click.echo(message, err=True)

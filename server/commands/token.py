@@ -6,10 +6,11 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import click
+import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
-from persistence import tokens
+from persistence import schema, tokens
 
 from .base import UserError, current_database, user_errors
 
@@ -62,8 +63,9 @@ def create(workspace: str | None, role: str, expires: str | None, name: str) -> 
         issued = tokens.issue(
             conn, role, workspace=workspace, name=name, expires_at=expires_at, now=now
         )
+        slugs = _slugs(conn)
     row = issued.row
-    reach = "every workspace" if role == "admin" else f"workspace {row['workspace_id']}"
+    reach = "every workspace" if role == "admin" else f"workspace {_named(row, slugs)}"
     until = f", until {row['expires_at']:%Y-%m-%d %H:%M} UTC" if row["expires_at"] else ""
     click.echo(f"token {row['id']}: {role} of {reach}{until}", err=True)
     click.echo("Keep it now: it is shown only this once.", err=True)
@@ -74,16 +76,19 @@ def create(workspace: str | None, role: str, expires: str | None, name: str) -> 
 @click.option("--all", "everything", is_flag=True, help="Also revoked and expired tokens.")
 @user_errors
 def list_tokens(everything: bool) -> None:
-    """List tokens (never their secrets): id, role, workspace, name, expiry, state."""
+    """List tokens (never their secrets): id, role, workspace (slug and id), name, expiry,
+    state."""
     now = datetime.now(UTC)
     with current_database() as (_settings, db), db.read() as conn:
         rows = tokens.list_tokens(conn, include_inactive=everything, now=now)
+        slugs = _slugs(conn)
     table = Table("id", "role", "workspace", "name", "created", "expires", "state")
     for row in rows:
+        every = "(every)" if row["role"] == "admin" else "-"
         table.add_row(
             row["id"],
             row["role"],
-            row["workspace_id"] or ("(every)" if row["role"] == "admin" else "-"),
+            _named(row, slugs) if row["workspace_id"] else every,
             row["name"],
             _when(row["created_at"]),
             _when(row["expires_at"]),
@@ -103,6 +108,19 @@ def revoke(token_id: str) -> None:
     with current_database() as (_settings, db), db.begin() as conn:
         row = tokens.revoke(conn, token_id)
     click.echo(f"token {row['id']} revoked at {row['revoked_at']:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def _slugs(conn: sa.Connection) -> dict[str, str]:
+    """Every workspace's slug by id: what people know workspaces by."""
+    table = schema.workspaces
+    return dict(conn.execute(sa.select(table.c.id, table.c.slug)).all())
+
+
+def _named(row: dict, slugs: dict[str, str]) -> str:
+    """The token's workspace by slug, with its id when the two differ."""
+    workspace_id = row["workspace_id"]
+    slug = slugs.get(workspace_id)
+    return workspace_id if slug in (None, workspace_id) else f"{slug} ({workspace_id})"
 
 
 def _when(value: datetime | None) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from persistence import schema
+from persistence.stores import workspaces
 from persistence.stores.entity import MISSING, workspace_of
 
 from ..auth import Authenticator, Principal, Refused, bearer
@@ -65,6 +66,8 @@ async def authorize(call: Call) -> None:
             headers={"WWW-Authenticate": 'Bearer realm="coscribe"'},
         ) from None
     call.principal = principal
+    if isinstance(call.path.get("workspace_id"), str):
+        await resolve_workspace(call, call.path)
     needed = required_access(call)
     if needed == "admin" and not principal.is_admin:
         raise Problem(403, "this needs an admin token")
@@ -73,6 +76,18 @@ async def authorize(call: Call) -> None:
     if not principal.is_admin:
         named = [(OWNERS[name], value) for name, value in call.path.items() if name in OWNERS]
         await _require_reach(call, named)
+
+
+async def resolve_workspace(call: Call, data: Any) -> None:
+    """A workspace named by its slug (`?workspace_id=team`) becomes its id, wherever an id is
+    accepted, as on the command line. Called once the caller is known; a name that is
+    neither stays as it is and gets the answer an unknown id gets."""
+    named = data.get("workspace_id") if isinstance(data, dict) else None
+    if not isinstance(named, str) or not named or len(named) > 128:
+        return
+    found = await call.read(lambda conn: workspaces.find_id(conn, named))
+    if found is not None:
+        data["workspace_id"] = found
 
 
 def scope_workspace(call: Call, data: Any, where: str) -> None:

@@ -171,6 +171,8 @@ async def _parse(call: Call) -> None:
     endpoint, request = call.endpoint, call.request
     if endpoint.query is not None:
         params = dict(request.query_params)
+        if "workspace_id" in endpoint.query.model_fields:
+            await access.resolve_workspace(call, params)
         access.scope_workspace(call, params, "query")
         call.query = _validate(endpoint.query, params, "query")
     if endpoint.body is None and endpoint.request_media_type is None:
@@ -188,6 +190,8 @@ async def _parse(call: Call) -> None:
     except (ValueError, RecursionError):
         raise Problem(400, "the body is not valid JSON") from None
     _refuse_lone_surrogates(call.raw, data)
+    if "workspace_id" in endpoint.body.model_fields:
+        await access.resolve_workspace(call, data)
     access.scope_workspace(call, data, "body")
     call.body = _validate(endpoint.body, data, "body")
 

@@ -13,8 +13,10 @@ from starlette.testclient import TestClient
 from server import web
 
 
-def client(dist: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
-    monkeypatch.setattr(web, "DIST", dist)
+def client(dist: Path, monkeypatch: pytest.MonkeyPatch, packaged: Path | None = None) -> TestClient:
+    """The routes over a checkout's build at `dist` and, if given, a wheel's at `packaged`."""
+    monkeypatch.setattr(web, "SOURCE", dist)
+    monkeypatch.setattr(web, "PACKAGED", packaged or dist / "not-installed")
     app = Starlette(routes=web.routes(), middleware=[Middleware(GZipMiddleware, minimum_size=500)])
     return TestClient(app)
 
@@ -46,3 +48,17 @@ def test_the_service_worker_is_served_uncached(tmp_path, monkeypatch):
     script = http.get("/sw.js")
     assert script.status_code == 200 and script.headers["cache-control"] == "no-cache"
     assert script.headers["content-type"].startswith("text/javascript")
+
+
+def test_an_installed_build_is_served_before_a_checkout_one(tmp_path, monkeypatch):
+    for name in ("checkout", "installed"):
+        (tmp_path / name / "assets").mkdir(parents=True)
+        (tmp_path / name / "index.html").write_text(f"<title>{name}</title>")
+        (tmp_path / name / "assets" / f"{name}.css").write_text("body {}")
+    http = client(tmp_path / "checkout", monkeypatch, packaged=tmp_path / "installed")
+    assert "installed" in http.get("/").text
+    assert http.get("/assets/installed.css").status_code == 200
+    assert http.get("/assets/checkout.css").status_code == 404
+    # A package folder without a build (an editable install) leaves the checkout's in use.
+    http = client(tmp_path / "checkout", monkeypatch, packaged=tmp_path / "empty")
+    assert "checkout" in http.get("/").text

@@ -635,6 +635,7 @@ def test_compact_notes_reports_progress_totals_and_skips(db, note_id):
         "rows_after": 1,
         "bytes_before": seen[3].result.bytes_before,
         "bytes_after": seen[3].result.bytes_after,
+        "deleted": 3,
     }
     assert count_rows(db, note_updates, "short") == 1  # below min_updates: left alone
     assert body(db, note_id) == "abc"

@@ -277,3 +277,31 @@ def test_me_tells_a_token_its_role_and_workspace(world):
     assert (editor["role"], editor["can_write"]) == ("editor", True)
     admin = world.call("GET", "/api/me", "admin").json()
     assert (admin["role"], admin["workspace_id"]) == ("admin", None)
+
+
+def test_a_workspace_slug_is_accepted_wherever_its_id_is(world):
+    alpha = world.ids["workspace_id"]
+    for who in ("admin", "alpha-editor", "alpha-viewer"):
+        listed = world.call("GET", "/api/notes", who, params={"workspace_id": "alpha"})
+        assert listed.status_code == 200, listed.text
+        assert [n["workspace_id"] for n in listed.json()["items"]] == [alpha]
+        got = world.call("GET", "/api/workspaces/alpha", who)
+        assert got.status_code == 200 and got.json()["id"] == alpha, got.text
+    created = world.call("POST", "/api/notes", "alpha-editor", json={"workspace_id": "alpha"})
+    assert created.status_code == 201 and created.json()["workspace_id"] == alpha, created.text
+    agent = {"workspace_id": "alpha", "name": "b", "role": "coder"}
+    made = world.call("POST", "/api/agents", "alpha-editor", json=agent)
+    assert made.status_code == 201 and made.json()["workspace_id"] == alpha, made.text
+    renamed = world.call("PATCH", "/api/workspaces/alpha", "admin", json={"name": "Alpha"})
+    assert renamed.status_code == 200 and renamed.json()["id"] == alpha, renamed.text
+    # Another workspace's slug gets what its id gets, and an unknown one what an unknown id gets.
+    for who, name, status in (
+        ("beta-editor", "alpha", 403),
+        ("alpha-editor", "beta", 403),
+        ("alpha-editor", "nowhere", 403),
+        ("admin", "nowhere", 404),
+    ):
+        response = world.call("GET", f"/api/workspaces/{name}", who)
+        assert_problem(response, status)
+        response = world.call("GET", "/api/notes", who, params={"workspace_id": name})
+        assert response.status_code == status, (who, name, response.text)

@@ -14,7 +14,8 @@ def test_workspace_crud_and_pagination(client):
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert sorted(seen) == sorted(w["id"] for w in created)
+    # "default" exists from the first start on (the README's first commands name it).
+    assert sorted(seen) == sorted(["default", *(w["id"] for w in created)])
     first = created[0]["id"]
     renamed = client.patch(f"/api/workspaces/{first}", json={"name": "Renamed"})
     assert renamed.status_code == 200 and renamed.json()["name"] == "Renamed"
@@ -40,7 +41,7 @@ def test_bad_input_gets_problems_and_changes_nothing(client, workspace):
     assert_problem(client.patch("/api/workspaces/missing", json={"name": "x"}), 404)
     assert_problem(client.get("/api/workspaces", params={"limit": 0}), 422, "limit")
     items = client.get("/api/workspaces").json()["items"]
-    assert [item["slug"] for item in items] == ["team"]
+    assert [item["slug"] for item in items] == ["team", "default"]
 
 
 def test_openapi_document_describes_the_api(client):
