@@ -120,7 +120,7 @@ async def test_streams_are_prefixed_trimmed_and_expire(make_cluster, spawn):
     [peer] = await spawn(1)
     await peer.connect(ws_url(a), note, 1701)
     typist = Typist(peer, "t")
-    await typist.type(300)
+    await typist.type(400)
     key = f"{cluster.prefix}note:{note}"
     client = redis.Redis.from_url(cluster.redis_url)
     try:
@@ -129,7 +129,8 @@ async def test_streams_are_prefixed_trimmed_and_expire(make_cluster, spawn):
         beats = list(client.scan_iter(match=f"{cluster.prefix}instance:*", count=1000))
         assert len(beats) == 1, beats  # the heartbeat, under the prefix too
         entries = client.xlen(key)
-        assert entries >= 300, f"{entries} entries for 300 updates"
+        # (Updates that arrive together may share an entry.)
+        assert entries >= 250, f"{entries} entries for 400 updates: too few to see trimming"
         ttl = client.pttl(key)
         assert 0 < ttl <= 2 * WINDOW_S * 1000, f"the stream expires in {ttl} ms"
 
