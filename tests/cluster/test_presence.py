@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.cluster.harness import HEARTBEAT_S, alive, create_note, eventually, ws_url
+from tests.cluster.harness import HEARTBEAT_S, TcpProxy, alive, create_note, eventually, ws_url
 from tests.node_peer import NodePeerError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -95,3 +95,39 @@ async def test_presence_of_a_killed_instance_is_removed_everywhere(make_cluster,
     assert time.monotonic() - killed < DEAD_S + 1
     # The living instances' clients are still present on each other.
     await on_c.call("waitAwareness", present=[303], timeout=1)
+
+
+async def test_a_client_moved_off_a_killed_instance_keeps_its_presence_live(make_cluster, spawn):
+    """A's client moves (through the load balancer) to B when A is killed: its presence
+    changes reach C at once, also before A is known dead (beats every 5 s here: 15 s)."""
+    cluster = make_cluster(COSCRIBE_CLUSTER_HEARTBEAT_S="5")
+    a, b, c = await cluster.start(3)
+    note = f"aw-{uuid.uuid4().hex[:8]}"
+    await create_note(a, note)
+    proxy = await TcpProxy(a.port).start()
+    try:
+        moving, on_c = await spawn(2)
+        await moving.connect(ws_url(proxy.port), note, 1901, maxBackoffTime=300)
+        await on_c.connect(ws_url(c), note, 1902)
+        await moving.call("setAwareness", state={"cursor": 1})
+        await on_c.call("waitAwareness", present=[1901], timeout=CROSS_S)
+
+        a.kill()
+        proxy.retarget(b.port)
+        await moving.call("waitStatus", connected=False, timeout=10)
+        await moving.call("waitSynced", timeout=15)  # on B now
+        await moving.call("setAwareness", state={"cursor": 2})
+
+        seen: dict = {}
+
+        async def moved() -> bool:
+            seen.update((await on_c.call("getAwareness"))["states"])
+            return seen.get("1901") == {"cursor": 2}
+
+        await eventually(
+            moved,
+            lambda: f"C sees {seen}, not the moved client's new state\n{cluster.tails()}",
+            CROSS_S,
+        )
+    finally:
+        await proxy.stop()
