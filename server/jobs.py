@@ -18,7 +18,7 @@ from typing import Any
 
 from persistence import compaction, events, retention, webhooks
 from persistence.engine import Database
-from persistence.errors import InvalidError, NotFoundError
+from persistence.errors import ConflictError, InvalidError, NotFoundError
 from persistence.stores import background_tasks, schedules
 
 from .settings import Settings
@@ -114,10 +114,14 @@ def ensure_builtin_schedules(db: Database, settings: Settings) -> None:
     """Create the built-in schedules if they are missing. An operator's later changes to them
     (another cron, disabled) are kept: they are only ever created, never reset."""
     now = datetime.now(UTC)
-    with db.begin() as conn:
-        for name, (attribute, kind, payload) in BUILTIN_SCHEDULES.items():
-            if schedules.find_by_name(conn, name) is not None:
-                continue
-            cron = getattr(settings, attribute)
-            schedules.create(conn, name, cron, kind, job_payload=payload, now=now)
-            log.info("created schedule %s (%s, %s)", name, cron, kind)
+    for name, (attribute, kind, payload) in BUILTIN_SCHEDULES.items():
+        cron = getattr(settings, attribute)
+        try:
+            with db.begin() as conn:
+                if schedules.find_by_name(conn, name) is not None:
+                    continue
+                schedules.create(conn, name, cron, kind, job_payload=payload, now=now)
+        except ConflictError:
+            # Another instance starting at the same time on the same database made it.
+            continue
+        log.info("created schedule %s (%s, %s)", name, cron, kind)
