@@ -22,3 +22,4 @@ TEXT_CHARS = 1_000_000  # text columns: descriptions, instructions, message cont
 ERROR_CHARS = 10_000  # background_tasks.error (longer errors are cut, not refused)
 WORKSPACE_DESCRIPTION_CHARS = 100_000  # what the REST API accepts (the store takes TEXT_CHARS)
 CURSOR_CHARS = 1000  # a paging cursor coming back
+WEBHOOK_SECRET_CHARS = 200  # webhooks.secret: what signs the deliveries

@@ -21,8 +21,32 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-REVISIONS = ("0001", "0002")  # oldest first
+REVISIONS = ("0001", "0002", "0003")  # oldest first
 HEAD = REVISIONS[-1]
+
+# The full-text index is dialect-specific and outside schema.metadata (see migration 0003):
+# comparing the database with the MetaData leaves these out.
+DIALECT_TABLE_PREFIX = "note_fts"  # the FTS5 table and its shadow tables (SQLite)
+DIALECT_COLUMNS = {("note_search", "document")}  # the generated tsvector (PostgreSQL)
+DIALECT_INDEXES = {"ix_note_search_document"}
+
+
+def is_dialect_table(name: str) -> bool:
+    return name.startswith(DIALECT_TABLE_PREFIX)
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic's filter for comparing a database with schema.metadata."""
+    if type_ == "table":
+        return not is_dialect_table(name or "")
+    if type_ == "column":
+        table = getattr(getattr(obj, "table", None), "name", None)
+        return (table, name) not in DIALECT_COLUMNS
+    if type_ == "index":
+        return name not in DIALECT_INDEXES
+    return True
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

@@ -16,7 +16,7 @@ from functools import partial
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from . import limits
+from . import events, limits, search
 from .checks import as_now, check_id, text
 from .errors import ConflictError, NotFoundError
 from .paging import DEFAULT_LIMIT, Page, Row, keyset_page
@@ -86,6 +86,7 @@ def create_note(
         # Our checks passed, so a concurrent transaction (PostgreSQL) took the id or deleted
         # the workspace meanwhile; the savepoint undid our insert.
         raise ConflictError(f"note {note_id!r} clashed with a concurrent change; retry") from None
+    events.append(conn, workspace_id, note_id, "created", {"title": title}, now=now)
     return get_note(conn, note_id)
 
 
@@ -147,20 +148,23 @@ def list_notes(
 def rename_note(
     conn: sa.Connection, note_id: str, title: str, *, now: datetime | None = None
 ) -> Row:
-    get_note(conn, note_id)
-    conn.execute(
-        sa.update(notes)
-        .where(notes.c.id == note_id)
-        .values(title=_title("note title", title), updated_at=as_now(now))
-    )
+    before = get_note(conn, note_id)
+    title = _title("note title", title)
+    now = as_now(now)
+    conn.execute(sa.update(notes).where(notes.c.id == note_id).values(title=title, updated_at=now))
+    search.retitle(conn, note_id, title)
+    if title != before["title"]:
+        data = {"title": title, "previous_title": before["title"]}
+        events.append(conn, before["workspace_id"], note_id, "renamed", data, now=now)
     return get_note(conn, note_id)
 
 
 def delete_note(conn: sa.Connection, note_id: str, *, now: datetime | None = None) -> Row:
     """Soft-delete: the note and its history stay until retention purges them."""
-    get_note(conn, note_id)
+    note = get_note(conn, note_id)
     now = as_now(now)
     conn.execute(sa.update(notes).where(notes.c.id == note_id).values(deleted_at=now))
+    events.append(conn, note["workspace_id"], note_id, "deleted", now=now)
     return get_note(conn, note_id, include_deleted=True)
 
 
@@ -169,4 +173,5 @@ def undelete_note(conn: sa.Connection, note_id: str) -> Row:
     if note["deleted_at"] is None:
         raise ConflictError(f"note {note_id!r} is not deleted")
     conn.execute(sa.update(notes).where(notes.c.id == note_id).values(deleted_at=None))
+    events.append(conn, note["workspace_id"], note_id, "restored", {"title": note["title"]})
     return get_note(conn, note_id)

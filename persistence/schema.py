@@ -317,3 +317,93 @@ tokens = sa.Table(
     sa.Column("revoked_at", UtcDateTime(), nullable=True),
     sa.Index(None, "workspace_id"),
 )
+
+# --- search, the change feed, webhooks --------------------------------------------------------
+
+# What the search index knows of each note: its body as last rendered (the base of the next
+# "changed" event's patch), and the normalized words both dialects index (persistence/search.py).
+# The full-text index itself is dialect-specific and lives outside this MetaData: an FTS5
+# table kept in step by triggers on SQLite, a generated tsvector column with a GIN index on
+# PostgreSQL (migration 0003; migrate.DIALECT_OBJECTS names them).
+note_search = sa.Table(
+    "note_search",
+    metadata,
+    # An INTEGER PRIMARY KEY on SQLite: the FTS5 table refers to rows by it, and an implicit
+    # rowid could change under VACUUM.
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "note_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("notes.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    sa.Column("title_terms", sa.Text(), nullable=False),
+    sa.Column("body_terms", sa.Text(), nullable=False),
+    sa.Column("body", sa.Text(), nullable=False),
+    # The note's last_seq when it was indexed: a note whose last_seq is ahead is stale.
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    sa.Column("indexed_at", UtcDateTime(), nullable=False),
+)
+
+# Named counters. "event" is the last event id handed out (ids are allocated under its row
+# lock, so they commit in order and a reader polling `id > last` never skips one);
+# "event_pruned" is the highest id retention removed (a Last-Event-ID below it has expired).
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("value", sa.BigInteger(), nullable=False),
+)
+
+# The durable change feed: what happened to notes, in order, for SSE clients and webhooks.
+note_events = sa.Table(
+    "note_events",
+    metadata,
+    sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    _workspace_fk(),
+    # No foreign key: a note purged by retention keeps its history here until that expires.
+    sa.Column("note_id", sa.String(ID_LENGTH), nullable=False),
+    # created | renamed | deleted | restored | changed
+    sa.Column("kind", sa.String(limits.STATUS_CHARS), nullable=False),
+    sa.Column("data", JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index(None, "created_at"),
+)
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    _id(),
+    _workspace_fk(),
+    sa.Column("url", sa.String(limits.PATH_CHARS), nullable=False),
+    # Kept as given: every delivery is signed with it (HMAC-SHA256), so it cannot be hashed.
+    sa.Column("secret", sa.String(limits.WEBHOOK_SECRET_CHARS), nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    # Attempts per delivery before it is marked failed (retried with backoff meanwhile).
+    sa.Column("max_attempts", sa.Integer(), nullable=False, server_default="8"),
+    *_timestamps(),
+    sa.Index(None, "workspace_id"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    sa.Column(
+        "webhook_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("webhooks.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("event_id", sa.BigInteger(), nullable=False),
+    # pending | retrying | succeeded | failed
+    sa.Column("status", sa.String(limits.STATUS_CHARS), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_status_code", sa.Integer(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    *_timestamps(),
+    sa.Column("delivered_at", UtcDateTime(), nullable=True),
+    sa.Index(None, "webhook_id", "created_at"),
+    sa.Index(None, "status", "updated_at"),
+)

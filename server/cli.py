@@ -22,6 +22,7 @@ COMMANDS = {
     "notes": "notes:notes",
     "prune": "prune:prune",
     "schedules": "schedules:schedules",
+    "search": "search:search_group",
     "serve": "serve:serve",
     "stats": "stats:stats",
     "token": "token:token",

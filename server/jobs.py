@@ -4,7 +4,8 @@ each opens its own transactions, so a long job never holds one lock for its whol
 Job kinds:
     compact_note  {"note_id"}: fold one note's update log into a snapshot.
     compact       {"min_updates"}: compact every note whose log holds at least that many rows.
-    prune         {}: apply the retention policy (expired versions, long-deleted notes, old jobs).
+    prune         {}: apply the retention policy (expired versions, long-deleted notes, old jobs,
+                  the change feed's expired events and old webhook deliveries).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from persistence import compaction, retention
+from persistence import compaction, events, retention, webhooks
 from persistence.engine import Database
-from persistence.errors import InvalidError, NotFoundError
+from persistence.errors import ConflictError, InvalidError, NotFoundError
 from persistence.stores import background_tasks, schedules
 
 from .settings import Settings
@@ -33,6 +34,11 @@ class JobContext:
 
 class PermanentError(Exception):
     """Retrying will not help (bad payload, unknown kind): the job fails at once."""
+
+
+class RetryLater(Exception):
+    """An expected failure (a webhook receiver down): retried with backoff, logged in one
+    line without a traceback."""
 
 
 Handler = Callable[[JobContext, dict[str, Any]], dict[str, Any]]
@@ -71,7 +77,20 @@ def prune(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     report = retention.prune_batched(ctx.db, policy)
     for problem in report.problems:
         log.warning("retention: %s", problem)
-    return report.as_dict()
+    return {**report.as_dict(), **prune_feed(ctx.db, ctx.settings)}
+
+
+def prune_feed(db: Database, settings: Settings, now: datetime | None = None) -> dict[str, int]:
+    """Events past event_retention_s, and finished webhook deliveries past job_retention_s."""
+    now = now or datetime.now(UTC)
+    with db.begin() as conn:
+        removed = {
+            "events": events.prune(conn, now - timedelta(seconds=settings.event_retention_s))
+        }
+        if settings.job_retention_s:
+            cutoff = now - timedelta(seconds=settings.job_retention_s)
+            removed["webhook_deliveries"] = webhooks.prune_deliveries(conn, cutoff)
+    return removed
 
 
 HANDLERS: dict[str, Handler] = {"compact_note": compact_note, "compact": compact, "prune": prune}
@@ -95,10 +114,14 @@ def ensure_builtin_schedules(db: Database, settings: Settings) -> None:
     """Create the built-in schedules if they are missing. An operator's later changes to them
     (another cron, disabled) are kept: they are only ever created, never reset."""
     now = datetime.now(UTC)
-    with db.begin() as conn:
-        for name, (attribute, kind, payload) in BUILTIN_SCHEDULES.items():
-            if schedules.find_by_name(conn, name) is not None:
-                continue
-            cron = getattr(settings, attribute)
-            schedules.create(conn, name, cron, kind, job_payload=payload, now=now)
-            log.info("created schedule %s (%s, %s)", name, cron, kind)
+    for name, (attribute, kind, payload) in BUILTIN_SCHEDULES.items():
+        cron = getattr(settings, attribute)
+        try:
+            with db.begin() as conn:
+                if schedules.find_by_name(conn, name) is not None:
+                    continue
+                schedules.create(conn, name, cron, kind, job_payload=payload, now=now)
+        except ConflictError:
+            # Another instance starting at the same time on the same database made it.
+            continue
+        log.info("created schedule %s (%s, %s)", name, cron, kind)

@@ -85,6 +85,7 @@ class Persister:
         health: StorageHealth | None = None,
         on_compaction_queued: Callable[[], None] | None = None,
         on_note_gone: Callable[[str], None] | None = None,
+        on_stored: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.window_s = window_s
@@ -93,6 +94,9 @@ class Persister:
         self.health = health or StorageHealth()
         self.on_compaction_queued = on_compaction_queued
         self.on_note_gone = on_note_gone
+        # Told of each note whose updates a flush stored (the search indexer): once per note
+        # per flush, after the commit, never per update.
+        self.on_stored = on_stored
         self.stats = Stats()
         # Each group commit's duration and size, for /metrics.
         self.flush_seconds = Histogram(FLUSH_BUCKETS_S)
@@ -262,6 +266,8 @@ class Persister:
         entry.in_flight = []
         entry.delay = 0.0
         entry.attempts = 0
+        if self.on_stored is not None:
+            self.on_stored(entry.note_id)
 
     def _failed(self, entry: _Log, error: BaseException | str) -> None:
         """Put the updates back in order and retry after the note's next backoff step."""

@@ -22,13 +22,16 @@ from persistence.engine import Database
 from .addresses import Addresses
 from .auth import Authenticator
 from .cluster.bus import Bus
-from .health import StorageHealth
+from .feed import Feed
+from .health import STORAGE_ERRORS, StorageHealth
+from .indexer import Indexer
 from .loops import Background, every
 from .metrics import Metrics
 from .persister import Persister
 from .registry import RoomRegistry
 from .sessions import SessionWatch
 from .settings import Settings
+from .webhooks import WebhookWorker
 from .worker import Worker
 
 log = logging.getLogger("coscribe")
@@ -47,6 +50,9 @@ class Services:
     persister: Persister
     rooms: RoomRegistry
     watch: SessionWatch
+    indexer: Indexer
+    feed: Feed
+    webhooks: WebhookWorker
     bus: Bus | None = None
     metrics: Metrics = field(init=False)
     # HTTP requests answered, by (method, route template, status): server/app.py counts.
@@ -72,13 +78,17 @@ class Services:
         )
         rooms = RoomRegistry(db, settings, persister)
         persister.on_note_gone = rooms.note_gone
+        feed = Feed(db, poll_s=settings.feed_poll_ms / 1000)
+        webhook_worker = WebhookWorker(db, settings)
+        indexer = Indexer(db, settings, rooms)
+        persister.on_stored = indexer.noted
         bus = None
         if settings.redis_url is not None:
             # What an instance answers another's state vector with may be a whole note.
             bus = Bus(settings, rooms.rooms, max_entry_bytes=settings.max_note_bytes)
             bus.on_peer_dead = rooms.store_missing
             rooms.bus = bus
-        return cls(
+        services = cls(
             settings=settings,
             db=db,
             health=health,
@@ -89,7 +99,18 @@ class Services:
             rooms=rooms,
             watch=SessionWatch(db, rooms, settings.auth_recheck_s),
             bus=bus,
+            indexer=indexer,
+            feed=feed,
+            webhooks=webhook_worker,
         )
+        indexer.on_events = services.events_written
+        return services
+
+    def events_written(self) -> None:
+        """This process appended events: stream them and deliver them now, not at the next
+        poll (other processes' events arrive by polling the table)."""
+        self.feed.wake()
+        self.webhooks.wake()
 
     def start(self) -> None:
         self.metrics.start()
@@ -108,6 +129,25 @@ class Services:
             self.loops.spawn("cluster reader", self.bus.read())
             self.loops.spawn("cluster writer", self.bus.write())
             self.loops.spawn("cluster heartbeat", self.bus.beat())
+        self.loops.spawn("indexer", self.indexer.run())
+        self.loops.spawn("search catch-up", self._catch_up())
+        self.loops.spawn("change feed", self.feed.run())
+        if self.db.driver == "postgres":  # other processes' events wake the feed at once
+            self.loops.spawn("change feed listener", self.feed.listen())
+        self.loops.spawn("webhook worker", self.webhooks.run())
+
+    async def _catch_up(self) -> None:
+        """Index what is stale at start, then every search_catchup_s."""
+        try:
+            await self.indexer.catch_up()
+        except STORAGE_ERRORS as exc:  # the loop below tries again
+            log.warning("search catch-up at start failed: %s", str(exc).splitlines()[0][:300])
+        await every(
+            self.settings.search_catchup_s,
+            self.indexer.catch_up,
+            log=log,
+            what="search catch-up",
+        )
 
     async def probe(self) -> None:
         """SELECT 1, bounded. A failure makes the storage failing; a success makes it ok
@@ -137,11 +177,19 @@ class Services:
         return await asyncio.shield(self._stopping)
 
     async def _stop(self) -> bool:
+        self.feed.close()
         await self.loops.stop()
         stored = await self.rooms.shutdown(self.settings.shutdown_timeout_s)
         if self.bus is not None:  # after the rooms: their clients' goodbyes go out too
             await self.bus.close()
         await self.flusher.stop()
+        # The last edits were just stored: index them and send their events now (a crash
+        # instead leaves them to the catch-up at the next start).
+        try:
+            async with asyncio.timeout(self.settings.shutdown_timeout_s):
+                await self.indexer.flush()
+        except TimeoutError:
+            log.warning("indexing the last edits timed out; the next start catches up")
         await asyncio.to_thread(self.metrics.stop)  # waits out the port's poll interval
         log.info("rooms closed, %s", "every update stored" if stored else "UPDATES NOT STORED")
         return stored

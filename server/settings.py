@@ -316,6 +316,61 @@ class Settings:
         "How often the database is probed, so /health/ready sees an outage on an idle server.",
         minimum=1,
     )
+    search_index_delay_ms: int = setting(
+        500,
+        "A stored edit reaches the search index and the change feed this long after it (edits "
+        "stored meanwhile ride along: a note is indexed, and its 'changed' event sent, at most "
+        "about once per delay).",
+        minimum=10,
+        maximum=60_000,
+    )
+    search_max_indexed_chars: int = setting(
+        200_000,
+        "Words past this many characters of a note's body are not indexed (bounds the index "
+        "and the cost of indexing a huge note).",
+        minimum=1000,
+        maximum=10_000_000,
+    )
+    search_catchup_s: int = setting(
+        60,
+        "How often notes whose stored edits are ahead of the search index (edited by another "
+        "instance, imported, stored just before a crash) are indexed; also done at start.",
+        minimum=1,
+    )
+    event_retention_s: int = setting(
+        7 * 24 * 3600,
+        "The change feed's events are kept this long: a client may resume with Last-Event-ID "
+        "within it (older ones get a 'resync' event). Removed by the retention job.",
+        minimum=60,
+        maximum=retention.MAX_RETENTION_S,
+    )
+    feed_poll_ms: int = setting(
+        500,
+        "How often the change feed reads new events from the database (events written by this "
+        "process are sent at once; this bounds the delay for other instances' events).",
+        minimum=10,
+        maximum=60_000,
+    )
+    feed_keepalive_s: int = setting(
+        15,
+        "An idle change-feed stream sends a comment line this often (keeps proxies from closing "
+        "it, and finds a gone client).",
+        minimum=1,
+    )
+    webhook_timeout_s: int = setting(
+        10,
+        "A webhook delivery fails when the receiver has not connected, answered or sent a byte "
+        "for this long.",
+        minimum=1,
+        maximum=300,
+    )
+    webhook_retry_ms: int = setting(
+        10_000,
+        "First wait before retrying a failed webhook delivery; it doubles with each attempt "
+        "(at most an hour), until the webhook's max_attempts.",
+        minimum=10,
+        maximum=3_600_000,
+    )
 
     redis_prefix: str = setting(
         "coscribe:",

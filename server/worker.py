@@ -20,7 +20,7 @@ from typing import Any
 from persistence.engine import Database
 from persistence.stores import background_tasks, schedules
 
-from .jobs import HANDLERS, Handler, JobContext, PermanentError
+from .jobs import HANDLERS, Handler, JobContext, PermanentError, RetryLater
 from .loops import Failures
 from .settings import Settings
 
@@ -88,6 +88,11 @@ class Worker:
         except PermanentError as exc:
             log.warning("job %s (%s) failed for good: %s", job["id"], job["kind"], exc)
             await asyncio.to_thread(self._fail, job, exc, False)
+        except RetryLater as exc:
+            log.warning(
+                "job %s (%s) failed (attempt %d): %s", job["id"], job["kind"], job["attempts"], exc
+            )
+            await asyncio.to_thread(self._fail, job, exc, True)
         except Exception as exc:
             log.exception(
                 "job %s (%s) failed (attempt %d)", job["id"], job["kind"], job["attempts"]

@@ -59,6 +59,9 @@ from ..schema import (
     codebases,
     conversation_messages,
     conversations,
+    counters,
+    note_events,
+    note_search,
     note_snapshots,
     note_updates,
     notes,
@@ -66,6 +69,8 @@ from ..schema import (
     task_dependencies,
     tasks,
     tokens,
+    webhook_deliveries,
+    webhooks,
     workspaces,
 )
 
@@ -88,6 +93,11 @@ TABLES: tuple[sa.Table, ...] = (
     background_tasks,
 )
 NOT_ARCHIVED_AS_ROWS = (note_snapshots, note_updates)
+# Not archived at all. The search index is rebuilt from the imported notes (the server indexes
+# every note whose index entry is missing or behind, and `coscribe search reindex` does it at
+# once); the event log and webhook deliveries are this database's own history, and webhooks
+# hold secrets an archive should not carry: an admin registers them again.
+NOT_ARCHIVED = (note_search, counters, note_events, webhooks, webhook_deliveries)
 SNAPSHOT_KINDS = ("compaction", *versions.VERSION_KINDS)
 
 TABLE_NAMES = [table.name for table in TABLES]

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from persistence.migrate import include_object
 from persistence.schema import metadata
 
 connection = context.config.attributes.get("connection")
@@ -15,6 +16,7 @@ context.configure(
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
     compare_server_default=False,
+    include_object=include_object,
 )
 with context.begin_transaction():
     context.run_migrations()

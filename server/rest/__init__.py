@@ -13,11 +13,14 @@ from . import (
     background_tasks,
     codebases,
     conversations,
+    events,
     me,
     notes,
     schedules,
+    search,
     tasks,
     tokens,
+    webhooks,
     workspaces,
 )
 from .api import Api
@@ -34,6 +37,9 @@ RESOURCES = (
     tasks,
     background_tasks,
     schedules,
+    search,
+    events,
+    webhooks,
 )
 
 

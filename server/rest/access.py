@@ -33,6 +33,7 @@ OWNERS: dict[str, tuple[sa.Table, str]] = {
     "background_task_id": (schema.background_tasks, "background task"),
     "schedule_id": (schema.schedules, "schedule"),
     "token_id": (schema.tokens, "token"),
+    "webhook_id": (schema.webhooks, "webhook"),
 }
 # Fields of bodies and queries naming a row: an editor or viewer may only name its own.
 REFERENCES: dict[str, tuple[sa.Table, str]] = {

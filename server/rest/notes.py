@@ -285,7 +285,11 @@ async def create_note(call: Call) -> Any:
             note = notes.get_note(conn, note["id"])
         return note
 
-    return await call.write(create)
+    note = await call.write(create)
+    if body.text:
+        call.services.indexer.noted(note["id"])  # stored without a room: index it too
+    call.services.events_written()
+    return note
 
 
 @routes.route("GET", api_note, tag=TAG, response=Note)
@@ -298,7 +302,9 @@ async def get_note(call: Call) -> Any:
 async def rename_note(call: Call) -> Any:
     """Rename a note"""
     title = call.body.title
-    return await call.write(lambda conn: notes.rename_note(conn, call.path["note_id"], title))
+    note = await call.write(lambda conn: notes.rename_note(conn, call.path["note_id"], title))
+    call.services.events_written()
+    return note
 
 
 @routes.route("DELETE", api_note, tag=TAG, status=204)
@@ -309,12 +315,15 @@ async def delete_note(call: Call) -> None:
     await _store_live(call, note_id)
     await call.write(lambda conn: notes.delete_note(conn, note_id))
     _rooms(call).close_note(note_id, closecodes.NOTE_NOT_FOUND)
+    call.services.events_written()
 
 
 @routes.route("POST", f"{api_note}/undelete", tag=TAG, response=Note, errors=(409,))
 async def undelete_note(call: Call) -> Any:
     """Bring a deleted note back"""
-    return await call.write(lambda conn: notes.undelete_note(conn, call.path["note_id"]))
+    note = await call.write(lambda conn: notes.undelete_note(conn, call.path["note_id"]))
+    call.services.events_written()
+    return note
 
 
 # --- reading ----------------------------------------------------------------------------

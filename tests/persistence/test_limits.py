@@ -53,6 +53,10 @@ DECLARED = {
     "tokens.name": limits.NAME_CHARS,
     "tokens.role": limits.STATUS_CHARS,
     "tokens.secret_hash": limits.SECRET_HASH_CHARS,
+    "note_events.kind": limits.STATUS_CHARS,
+    "webhooks.url": limits.PATH_CHARS,
+    "webhooks.secret": limits.WEBHOOK_SECRET_CHARS,
+    "webhook_deliveries.status": limits.STATUS_CHARS,
 }
 
 

@@ -56,6 +56,11 @@ def world(db):
         first = make("/api/tasks", {"workspace_id": alpha, "title": "first"})
         second = make("/api/tasks", {"workspace_id": alpha, "title": "second"})
         make(f"/api/tasks/{second['id']}/dependencies", {"depends_on_id": first["id"]})
+        # Port 9 (discard) of a TEST-NET address: deliveries fail quietly in the background.
+        hook = make(
+            "/api/webhooks",
+            {"workspace_id": alpha, "url": "http://192.0.2.1:9/hook", "secret": "s" * 16},
+        )
         job = make("/api/background-tasks", {"workspace_id": alpha, "kind": "noop"})
         schedule = make(
             "/api/schedules",
@@ -83,6 +88,7 @@ def world(db):
                 "background_task_id": job["id"],
                 "schedule_id": schedule["id"],
                 "token_id": tokens.parse(_issue(db, "viewer", alpha)),
+                "webhook_id": hook["id"],
             },
         )
 
@@ -101,6 +107,11 @@ def _send(world: World, endpoint, who: str | None, ids: dict[str, str] | None = 
         kw = {"content": b"\x00\x00", "headers_": {"content-type": endpoint.request_media_type}}
     elif endpoint.body is not None and "json" not in kw:
         kw = {"json": {}}
+    if endpoint.query is not None and "q" in endpoint.query.model_fields:
+        kw["params"] = {**kw.get("params", {}), "q": "secret"}  # the words of alpha's note
+    if endpoint.media_type == "text/event-stream":
+        # A stream that ends once it has sent what there is, instead of following forever.
+        kw["params"] = {**kw.get("params", {}), "follow": "false"}
     headers = kw.pop("headers_", {})
     if who:
         headers["Authorization"] = f"Bearer {world.tokens[who]}"

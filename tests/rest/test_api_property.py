@@ -204,6 +204,10 @@ def app(api_db):
 
 @schema.parametrize()
 def test_api(case, app, api_db):
+    if case.path == "/api/events":
+        # A following stream never ends (schemathesis would wait out its read timeout on
+        # every example); one that ends once caught up has the same headers and events.
+        case.query = {**(case.query or {}), "follow": "false"}
     response = case.call(app=app)
     case.validate_response(response)
     if case.method == "DELETE" and response.status_code == 204:
