@@ -298,6 +298,8 @@ export function createNotesList (ctx) {
     state.loaded = false
   }
 
+  // The network is back: so is the feed, without waiting for its next try.
+  window.addEventListener('online', () => state.feed?.follower.reconnectNow())
   byId('workspace').addEventListener('focus', () => { if (isAdmin()) loadWorkspaces() })
   byId('workspace').addEventListener('change', (e) => {
     setWorkspace(e.target.value)
