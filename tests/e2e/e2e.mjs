@@ -297,6 +297,10 @@ async function main () {
     phase = 'server-back'
     await a.locator('#status[data-state="connected"]').waitFor({ timeout: 30000 })
     ok('page A reconnects when the server is back')
+    await a.waitForFunction(() => window.coscribe.live(), null, { timeout: T, polling: 100 })
+    const afterRestart = await rest('POST', '/notes', { title: 'Made after the restart' })
+    await a.locator(`.note-link[data-id="${afterRestart.id}"]`).waitFor({ timeout: 3000 })
+    ok('and its notes list follows the change feed again')
     const deadline = Date.now() + T
     let stored = ''
     while (Date.now() < deadline) {
@@ -683,6 +687,7 @@ async function liveListChecks (browser) {
   for (const p of [l, m]) await p.waitForFunction(() => window.coscribe.live(), null, { timeout: T, polling: 50 })
   ok('both pages follow the change feed')
   assert(!(await m.locator('#live-state').isVisible()), 'a live list shows no "paused" notice')
+  assert(!(await m.evaluate(() => window.coscribe.polling())) && !(await l.evaluate(() => window.coscribe.polling())), 'and is not polled')
   const within = async (what, since, locator, state = 'visible') => {
     await locator.waitFor({ state, timeout: T })
     const took = Date.now() - since
@@ -734,7 +739,7 @@ async function liveListChecks (browser) {
   await N.page.locator('#live-state', { hasText: 'Live updates are paused (HTTP 404: no change feed here)' }).waitFor({ timeout: T })
   assert((await N.page.locator('#live-state').textContent()).includes('refreshed every 15 s'), 'a page that cannot open the change feed says so, and that it refreshes the list every 15 s')
   await N.page.locator('.note-link').first().waitFor({ timeout: T })
-  ok('and still lists the notes')
+  assert(await N.page.evaluate(() => window.coscribe.polling()), 'and still lists the notes, polling for changes')
   await shots(N.page, 'live-unavailable')
   await N.context.close()
   phase = 'normal'

@@ -212,6 +212,7 @@ window.coscribe = {
   color: () => ctx.presence.shownColor(),
   offlineReady,
   live: () => ctx.list.live,
+  polling: () => ctx.list.polling,
   selection: () => ctx.notes.editor()?.selectedText() ?? null,
 }
 

@@ -329,6 +329,8 @@ export function createNotesList (ctx) {
     get ok () { return state.ok },
     /** The list follows the change feed (it is not polled). */
     get live () { return !!state.feed?.live },
+    /** A timer will read the list again (the feed is not live, or the list failed). */
+    get polling () { return state.timer !== null },
     get workspace () { return state.workspace },
   }
 }
