@@ -767,7 +767,8 @@ async function searchChecks (browser) {
   await waitText(s, () => (window.coscribe.text() || '').includes('periscope for the boat.'), 'page A types a word in a note')
   for (const deadline = Date.now() + T; Date.now() < deadline; await sleep(200)) {
     const found = await rest('GET', '/search?q=periscope&workspace_id=default')
-    if (found.items.some((hit) => hit.note_id === trip.id)) break
+    // Indexed up to the last word typed (the index follows edits within about half a second).
+    if (found.items.some((hit) => hit.note_id === trip.id && hit.snippet.includes('for the boat.'))) break
   }
 
   // Tom searches for it.

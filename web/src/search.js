@@ -61,7 +61,9 @@ export function createSearch (ctx) {
     if (!more) byId('search-summary').textContent = `Searching for “${query}”…`
     const cursor = more ? `&cursor=${encodeURIComponent(state.cursor)}` : ''
     try {
-      const page = await ctx.api('GET', `/search?q=${encodeURIComponent(query)}&workspace_id=${encodeURIComponent(ctx.list.workspace)}&limit=${PAGE}${cursor}`)
+      // The workspace shown (not yet known: the server searches the token's own, or an admin's all).
+      const workspace = ctx.list.workspace === null ? '' : `&workspace_id=${encodeURIComponent(ctx.list.workspace)}`
+      const page = await ctx.api('GET', `/search?q=${encodeURIComponent(query)}${workspace}&limit=${PAGE}${cursor}`)
       if (mine !== state.seq) return
       state.query = query
       state.items = more ? [...state.items, ...page.items] : page.items
