@@ -408,8 +408,9 @@ def snippet(body: str, wanted: frozenset[str], width: int = SNIPPET_CHARS) -> Ro
     if hits:
         first = hits[0][0]
         start = max(0, first - width // 3)
-        # Start at a word boundary where one is near.
-        space = scan.rfind(" ", max(0, start - 20), first)
+        # Start at a word boundary where one is near (before ``start``, so that the words
+        # leading up to the match stay in the snippet).
+        space = scan.rfind(" ", max(0, start - 20), start)
         if space != -1 and start > 0:
             start = space + 1
     else:

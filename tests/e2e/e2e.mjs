@@ -243,6 +243,8 @@ async function main () {
     await workspaceChecks(browser, a)
     await trashChecks(browser, a)
     await sharingChecks(browser, a)
+    await liveListChecks(browser)
+    await searchChecks(browser)
     await a.evaluate((u) => { location.hash = u }, `#/note/${note.id}`)
     await a.locator('.cm-content').waitFor({ timeout: T })
     await a.waitForFunction(() => window.coscribe.synced(), null, { timeout: T })
@@ -295,6 +297,10 @@ async function main () {
     phase = 'server-back'
     await a.locator('#status[data-state="connected"]').waitFor({ timeout: 30000 })
     ok('page A reconnects when the server is back')
+    await a.waitForFunction(() => window.coscribe.live(), null, { timeout: T, polling: 100 })
+    const afterRestart = await rest('POST', '/notes', { title: 'Made after the restart' })
+    await a.locator(`.note-link[data-id="${afterRestart.id}"]`).waitFor({ timeout: 3000 })
+    ok('and its notes list follows the change feed again')
     const deadline = Date.now() + T
     let stored = ''
     while (Date.now() < deadline) {
@@ -665,6 +671,156 @@ async function sharingChecks (browser, a) {
   await S.context.close()
   phase = 'normal'
   await a.locator('#close-sharing').click()
+}
+
+// The notes list is live: what one page creates, renames, deletes and undeletes shows in the
+// other page's list within a second, without a reload (the change feed, GET /api/events read
+// with fetch, so the token stays in a header); the open note's title follows a rename. A page
+// that cannot open the feed says so and falls back to refreshing the list.
+async function liveListChecks (browser) {
+  const L = await newPage(browser, 'Lea', '#1971c2', { width: 1280, height: 800 })
+  const M = await newPage(browser, 'Max', '#c2255c', { width: 360, height: 740 })
+  const l = L.page
+  const m = M.page
+  await signIn(l)
+  await signIn(m)
+  for (const p of [l, m]) await p.waitForFunction(() => window.coscribe.live(), null, { timeout: T, polling: 50 })
+  ok('both pages follow the change feed')
+  assert(!(await m.locator('#live-state').isVisible()), 'a live list shows no "paused" notice')
+  assert(!(await m.evaluate(() => window.coscribe.polling())) && !(await l.evaluate(() => window.coscribe.polling())), 'and is not polled')
+  const within = async (what, since, locator, state = 'visible') => {
+    await locator.waitFor({ state, timeout: T })
+    const took = Date.now() - since
+    assert(took <= 1000, `${what}, within a second (${took} ms after the server answered page A)`)
+  }
+  // Page A's own request, answered: from then on the other page has a second.
+  const answered = (method, pathname, click) => Promise.all([
+    l.waitForResponse((r) => r.request().method() === method && new URL(r.url()).pathname === pathname, { timeout: T }),
+    click(),
+  ]).then(([response]) => response)
+
+  const response = await answered('POST', '/api/notes', () => l.locator('#new-note').click())
+  let since = Date.now()
+  const created = await response.json()
+  const row = m.locator(`.note-link[data-id="${created.id}"]`)
+  await within('a note created in page A shows in page B\'s list', since, row)
+  await l.locator('.cm-content').waitFor({ timeout: T })
+  await l.locator('#title').fill('Live from Lea')
+  await answered('PATCH', `/api/notes/${created.id}`, () => l.locator('#rename').click())
+  since = Date.now()
+  await within('renamed in page A, it shows the new title in page B', since, row.filter({ hasText: 'Live from Lea' }))
+  assert((await m.locator('.note-link').first().getAttribute('data-id')) === created.id, 'and it is first in the list (most recently changed)')
+  await shots(m, 'live-list')
+  l.once('dialog', (dialog) => dialog.accept())
+  await answered('DELETE', `/api/notes/${created.id}`, () => l.locator('#delete').click())
+  since = Date.now()
+  await within('deleted in page A, it leaves page B\'s list', since, row, 'detached')
+  await rest('POST', `/notes/${created.id}/undelete`)
+  since = Date.now()
+  await within('undeleted by another client, it is back in page B\'s list', since, row)
+
+  // The open note's title follows a rename made elsewhere.
+  await row.click()
+  await m.locator('.cm-content').waitFor({ timeout: T })
+  await rest('PATCH', `/notes/${created.id}`, { title: 'Renamed by someone else' })
+  since = Date.now()
+  await m.waitForFunction(() => document.getElementById('title').value === 'Renamed by someone else', null, { timeout: T, polling: 50 })
+  assert(Date.now() - since <= 1000, `the open note's title box follows a rename made elsewhere (${Date.now() - since} ms)`)
+  await L.context.close()
+  await M.context.close()
+
+  // A page whose change feed cannot be opened says so and refreshes the list on a timer.
+  phase = 'bad-input'
+  const N = await newPage(browser, 'Nia', '#2b8a3e', { width: 1280, height: 800 })
+  await N.context.route('**/api/events**', (route) => route.fulfill({
+    status: 404, contentType: 'application/problem+json', body: JSON.stringify({ status: 404, detail: 'no change feed here' }),
+  }))
+  await signIn(N.page)
+  await N.page.locator('#live-state', { hasText: 'Live updates are paused (HTTP 404: no change feed here)' }).waitFor({ timeout: T })
+  assert((await N.page.locator('#live-state').textContent()).includes('refreshed every 15 s'), 'a page that cannot open the change feed says so, and that it refreshes the list every 15 s')
+  await N.page.locator('.note-link').first().waitFor({ timeout: T })
+  assert(await N.page.evaluate(() => window.coscribe.polling()), 'and still lists the notes, polling for changes')
+  await shots(N.page, 'live-unavailable')
+  await N.context.close()
+  phase = 'normal'
+}
+
+// Search: a word typed in a note is found from another page, shown in a snippet with the match
+// marked (built as text, never as HTML); opening the hit selects the match in the editor.
+// Bad input: an empty query asks nothing, a refused one shows the server's detail, a hit whose
+// note was deleted since says so with a way on.
+async function searchChecks (browser) {
+  const trip = await rest('POST', '/notes', { title: 'Trip plans', text: 'Packing list.\n' + 'Another line of the list.\n'.repeat(60) })
+  const html = await rest('POST', '/notes', { title: 'Markup <b>test</b>', text: 'Some <img src=x onerror="window.__xss=3"> periscope markup.' })
+  const S = await newPage(browser, 'Sue', '#1971c2', { width: 1280, height: 800 })
+  const U = await newPage(browser, 'Tom', '#c2255c', { width: 360, height: 740 })
+  const s = S.page
+  const t = U.page
+  await signIn(s)
+  await signIn(t)
+  // Sue types a sentence at the end of a long note.
+  await s.goto(`${BASE}/#/note/${trip.id}`)
+  await s.locator('.cm-content').waitFor({ timeout: T })
+  await s.locator('.cm-content').click()
+  await s.keyboard.press('Control+End')
+  await s.keyboard.type('Remember the periscope for the boat.')
+  await waitText(s, () => (window.coscribe.text() || '').includes('periscope for the boat.'), 'page A types a word in a note')
+  for (const deadline = Date.now() + T; Date.now() < deadline; await sleep(200)) {
+    const found = await rest('GET', '/search?q=periscope&workspace_id=default')
+    // Indexed up to the last word typed (the index follows edits within about half a second).
+    if (found.items.some((hit) => hit.note_id === trip.id && hit.snippet.includes('for the boat.'))) break
+  }
+
+  // Tom searches for it.
+  const searches = []
+  t.on('request', (request) => { if (new URL(request.url()).pathname === '/api/search') searches.push(request.url()) })
+  await t.locator('#search-input').fill('periscope')
+  const hit = t.locator('.search-hit', { hasText: 'Trip plans' })
+  await hit.waitFor({ timeout: T })
+  ok('page B\'s search finds the word typed in page A')
+  assert((await hit.locator('.hit-snippet mark').first().textContent()) === 'periscope', 'the snippet marks the matched word')
+  assert((await hit.locator('.hit-snippet').textContent()).includes('Remember the periscope for the boat.'), `the snippet shows the text around it ("${await hit.locator('.hit-snippet').textContent()}")`)
+  const markup = t.locator('.search-hit', { hasText: 'Markup' })
+  await markup.waitFor({ timeout: T })
+  assert((await markup.locator('.hit-snippet').textContent()).includes('<img src=x') && (await t.locator('.search-hit img, .search-hit b').count()) === 0 && !(await t.evaluate(() => window.__xss)),
+    'a snippet or title holding HTML is shown as text, never run')
+  assert((await t.locator('#search-summary').textContent()).includes('2 notes match'), `the results are counted ("${await t.locator('#search-summary').textContent()}")`)
+  await shots(t, 'search-results')
+  await hit.locator('.hit-link').click()
+  await t.waitForFunction(() => window.coscribe.selection() === 'periscope', null, { timeout: T, polling: 100 })
+  ok('opening the hit opens the note with the match selected')
+  const line = await t.locator('.cm-line', { hasText: 'Remember the periscope' }).boundingBox()
+  const view = t.viewportSize()
+  assert(line && line.y >= 0 && line.y + line.height <= view.height, `and scrolled into view (line at y=${line && Math.round(line.y)})`)
+  await shots(t, 'search-opened-at-match')
+
+  // Bad input.
+  phase = 'bad-input'
+  await t.evaluate(() => { location.hash = '#/' })
+  await t.locator('#search-results').waitFor({ timeout: T })
+  const asked = searches.length
+  await t.locator('#search-input').fill('   ')
+  await t.locator('#search-input').press('Enter')
+  await sleep(500)
+  assert(searches.length === asked, 'an empty query sends no request')
+  await t.locator('#search-input').fill('!!!')
+  await t.locator('#search-error', { hasText: 'no words to search for' }).waitFor({ timeout: T })
+  ok(`a query the server refuses shows its detail: "${await t.locator('#search-error').textContent()}"`)
+  await shots(t, 'search-refused')
+  await t.locator('#search-input').fill('periscope')
+  await t.locator('.search-hit', { hasText: 'Markup' }).waitFor({ timeout: T })
+  await rest('DELETE', `/notes/${html.id}`)
+  await t.locator('.search-hit', { hasText: 'Markup' }).locator('.hit-link').click()
+  await t.locator('.hit-problem', { hasText: 'no longer exists' }).waitFor({ timeout: T })
+  assert(!(await t.locator('#note').isVisible()), 'a hit whose note was deleted since says so, and opens nothing')
+  await shots(t, 'search-hit-gone')
+  await t.locator('.hit-problem button', { hasText: 'Look in the trash' }).click()
+  await t.locator('.trashed', { hasText: 'Markup' }).waitFor({ timeout: T })
+  ok('and offers a way on: the trash, where the note is')
+  await rest('POST', `/notes/${html.id}/undelete`)
+  await S.context.close()
+  await U.context.close()
+  phase = 'normal'
 }
 
 // Offline across a reload: the page comes back from the browser while the server is down,

@@ -155,6 +155,20 @@ def test_snippets_highlight_the_words_in_the_original_text(db):
     assert item["title_highlights"] == [[0, 4]]
 
 
+def test_snippets_show_the_words_before_the_match(db):
+    body = ("filler " * 60) + "Remember the periscope for the boat. " + ("more " * 60)
+    with db.begin() as conn:
+        add_workspace(conn, "ws")
+        put(conn, "n", body)
+    with db.read() as conn:
+        (item,) = search.search(conn, "periscope").items
+    snippet = item["snippet"]
+    assert "filler Remember the periscope for the boat." in snippet
+    assert snippet.startswith("filler ")  # at a word boundary
+    (start, length), *_ = item["highlights"]
+    assert snippet[start : start + length] == "periscope" and start >= 40
+
+
 def test_reindex_survives_compaction_and_follows_edits(db):
     with db.begin() as conn:
         add_workspace(conn, "ws")

@@ -157,6 +157,19 @@ export async function openEditor ({ noteId, token, useOffline, user, editable, e
       view?.dispatch({ effects: editability.reconfigure(editableExtensions(value)) })
     },
     setUser (value) { provider.awareness.setLocalStateField('user', value) },
+    /** Select from..to (UTF-16 offsets) and scroll it to the middle of the view. */
+    select (from, to) {
+      if (!view) return
+      const length = view.state.doc.length
+      const anchor = Math.min(from, length)
+      view.dispatch({ selection: { anchor, head: Math.min(to, length) }, effects: EditorView.scrollIntoView(anchor, { y: 'center' }) })
+      view.focus()
+    },
+    selectedText: () => {
+      if (!view) return null
+      const { from, to } = view.state.selection.main
+      return view.state.sliceDoc(from, to)
+    },
     states: () => [...provider.awareness.getStates().entries()],
     /** Replace the whole text as one change of this page's own, which Ctrl+Z takes back. */
     restore (text) {

@@ -1,5 +1,5 @@
 // The coscribe web editor. This module only puts the page together: each concern lives in its
-// own module (session, notes list, note view, history, presence, sharing), which get what
+// own module (session, notes list, note view, history, presence, sharing, search), which get what
 // they need from the `ctx` made here; the editor itself (yjs, CodeMirror) and the Markdown
 // renderer are loaded on demand.
 import { createApi, authRequired } from './api.js'
@@ -10,6 +10,7 @@ import { createNoteView } from './note-view.js'
 import { createHistory } from './history.js'
 import { createPresence } from './presence.js'
 import { createSharing } from './sharing.js'
+import { createSearch } from './search.js'
 import './style.css'
 
 const ctx = {}
@@ -124,6 +125,7 @@ function route () {
     const open = ctx.notes.current()
     if (!open || open.id !== id || byId('note').hidden) ctx.notes.open(id, { versionId })
     else if (versionId !== null) { ctx.history.open(true); ctx.history.select(versionId) }
+    ctx.search.markOpen()
     return
   }
   ctx.notes.bump()
@@ -150,6 +152,7 @@ function route () {
   }
   showView('welcome')
   ctx.list.render()
+  ctx.search.markOpen()
   refreshStatus()
 }
 
@@ -182,6 +185,7 @@ Object.assign(ctx, {
   openNoteId: () => ctx.notes.current()?.id ?? null,
   editor: () => ctx.notes.editor(),
   waitSaved: () => ctx.notes.waitSaved(),
+  noteEvent: (event) => ctx.notes.onNoteEvent(event),
   cacheAssets,
 })
 ctx.session = createSession(ctx)
@@ -191,6 +195,7 @@ ctx.list = createNotesList(ctx)
 ctx.history = createHistory(ctx)
 ctx.notes = createNoteView(ctx)
 ctx.sharing = createSharing(ctx)
+ctx.search = createSearch(ctx)
 
 window.addEventListener('hashchange', route)
 window.addEventListener('online', refreshStatus)
@@ -206,6 +211,9 @@ window.coscribe = {
   readOnly: () => ctx.session.state.canWrite === false,
   color: () => ctx.presence.shownColor(),
   offlineReady,
+  live: () => ctx.list.live,
+  polling: () => ctx.list.polling,
+  selection: () => ctx.notes.editor()?.selectedText() ?? null,
 }
 
 // Start: a token in the address bar wins; without any token, ask /health (open to all)

@@ -3,6 +3,7 @@
 // what the server's close codes mean for the page.
 import * as codes from './closecodes.js'
 import { byId } from './dom.js'
+import { matchRange } from './highlight.js'
 
 const RETRY_MS = 3000
 const SAVE_CHECK_MS = 800
@@ -27,6 +28,8 @@ export function createNoteView (ctx) {
   // The one open note, or null. Replaced as a whole on every open.
   let note = null
   let seq = 0
+  // A search hit to show once its note is open: { id, snippet, highlights }.
+  let pendingReveal = null
 
   const current = () => note
   const editor = () => note?.editor ?? null
@@ -47,6 +50,7 @@ export function createNoteView (ctx) {
   async function open (id, { versionId = null } = {}) {
     const mine = ++seq
     close()
+    if (pendingReveal && pendingReveal.id !== id) pendingReveal = null
     ctx.showView('note')
     byId('loading').hidden = false
     byId('loading').textContent = 'Loading the note…'
@@ -179,6 +183,22 @@ export function createNoteView (ctx) {
     }
     scheduleSaveCheck(n, 0)
     ctx.refreshStatus()
+    showReveal(n)
+  }
+
+  /** Open note `id` at a search hit: the first match selected and scrolled to. */
+  function reveal (id, hit) {
+    pendingReveal = { id, ...hit }
+    if (note && note.id === id && note.synced) showReveal(note)
+  }
+
+  function showReveal (n) {
+    if (!pendingReveal || pendingReveal.id !== n.id || !n.editor?.view) return
+    const { snippet, highlights } = pendingReveal
+    pendingReveal = null
+    const range = matchRange(n.editor.text(), snippet, highlights)
+    if (range) n.editor.select(range.from, range.to)
+    else if (highlights?.length) ctx.notice('The words found are no longer in the note: it changed after the search.')
   }
 
   function onLocalChange (n) {
@@ -322,6 +342,15 @@ export function createNoteView (ctx) {
       ctx.list.refresh()
     } catch (err) { ctx.alertProblem('Could not rename', err) }
   }
+  // Someone renamed the open note (the change feed): the title box follows, unless this page
+  // is typing a title of its own.
+  function onNoteEvent (event) {
+    if (!note || event.note_id !== note.id || event.type !== 'renamed') return
+    rememberTitle(note.id, event.title)
+    if (note.meta) note.meta.title = event.title
+    if (document.activeElement !== byId('title')) byId('title').value = event.title
+  }
+
   byId('rename').addEventListener('click', rename)
   byId('title').addEventListener('keydown', (e) => { if (e.key === 'Enter') rename() })
 
@@ -337,5 +366,5 @@ export function createNoteView (ctx) {
     } catch (err) { ctx.alertProblem('Could not delete', err) }
   })
 
-  return { open, close, current, editor, waitSaved, get seq () { return seq }, bump: () => ++seq }
+  return { open, close, current, editor, waitSaved, onNoteEvent, reveal, get seq () { return seq }, bump: () => ++seq }
 }

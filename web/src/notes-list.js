@@ -1,15 +1,21 @@
 // The sidebar: the workspace (admins pick one, editors and viewers see their own), its notes
 // (every page of the list, following next_cursor), and the trash with undelete.
 //
-// refresh() is the one way the list is brought up to date: today a timer calls it; a push
-// feed of note events can call it (or patch the list) the same way.
+// The list is live: it follows the workspace's change feed (`GET /api/events?workspace_id=`,
+// feed.js) and patches itself as notes are created, renamed, changed, deleted and undeleted;
+// refresh() reads the whole list again when the feed (re)starts without resuming, says
+// `resync`, or the page changed something itself. Only while the feed cannot be opened does a
+// timer refresh the list, every 15 s, and the sidebar says so.
 import { allPages } from './api.js'
 import { byId, button, el } from './dom.js'
+import { followEvents } from './feed.js'
+import { applyEvent } from './list-events.js'
 import { shortTime } from './words.js'
 
 const WORKSPACE_KEY = 'coscribe.workspace'
-const REFRESH_MS = 15000
+const POLL_MS = 15000 // only while the change feed cannot be opened
 const RETRY_MS = 3000
+const LIST_EVENTS = new Set(['created', 'renamed', 'changed', 'deleted', 'restored'])
 
 export function createNotesList (ctx) {
   const state = {
@@ -21,6 +27,11 @@ export function createNotesList (ctx) {
     ok: true,
     timer: null,
     seq: 0,
+    soon: null, // a refresh about to happen
+    rendering: null, // a render about to happen
+    pending: null, // while the list is read: the events that arrived meanwhile
+    // The change feed of the workspace shown: { workspace, follower, live, problem }.
+    feed: null,
   }
 
   const isAdmin = () => ctx.session.state.me?.role === 'admin'
@@ -76,6 +87,7 @@ export function createNotesList (ctx) {
     const me = ctx.session.state.me
     if (me && me.role !== 'admin' && id !== me.workspace_id) return false
     state.workspace = id
+    ctx.search?.reset() // its results were of the other workspace
     if (isAdmin()) localStorage.setItem(WORKSPACE_KEY, id)
     if (!state.workspaces.some((w) => w.id === id)) state.workspaces.push({ id, slug: id, name: id })
     renderWorkspaces()
@@ -87,21 +99,35 @@ export function createNotesList (ctx) {
 
   async function refresh () {
     clearTimeout(state.timer)
+    clearTimeout(state.soon)
     if (ctx.session.state.refused) return
     const seq = ++state.seq
     if (state.workspace === null || !state.loaded) await loadWorkspaces()
     else if (isAdmin()) loadWorkspaces() // new workspaces show up in the picker
     if (seq !== state.seq) return
+    follow()
+    // Events that arrive while the list is read are applied to what is read.
+    state.pending = []
     try {
       const query = `/notes?workspace_id=${encodeURIComponent(state.workspace)}${state.trash ? '&deleted=true' : ''}`
-      const notes = await allPages(ctx.api, query)
+      let notes = await allPages(ctx.api, query)
       if (seq !== state.seq || ctx.session.state.refused) return
-      state.notes = notes
+      const missed = state.pending
+      state.pending = null
+      for (const event of missed) {
+        notes = notes && applyEvent(notes, event, { trash: state.trash })
+      }
+      if (notes === null) refreshSoon()
+      else state.notes = notes
+      const recovered = !state.ok
       state.ok = true
       byId('list-error').hidden = true
       render()
+      // The server is back: so is its feed, without waiting for the next retry.
+      if (recovered) state.feed?.follower.reconnectNow()
     } catch (err) {
       if (seq !== state.seq || ctx.session.state.refused) return
+      state.pending = null
       state.ok = false
       byId('list-error').hidden = false
       byId('list-error').textContent = err.status === 0
@@ -111,7 +137,96 @@ export function createNotesList (ctx) {
           : `Could not load the notes: ${err.message}`
     }
     ctx.refreshStatus()
-    state.timer = setTimeout(refresh, state.ok ? REFRESH_MS : RETRY_MS)
+    schedule()
+  }
+
+  const refreshSoon = () => {
+    clearTimeout(state.soon)
+    state.soon = setTimeout(refresh, 100)
+  }
+
+  // Polling only when needed: the list could not be read (retry soon), or it is not live.
+  function schedule () {
+    clearTimeout(state.timer)
+    state.timer = null
+    renderLive()
+    if (ctx.session.state.refused || state.workspace === null) return
+    if (!state.ok) state.timer = setTimeout(refresh, RETRY_MS)
+    else if (!state.feed?.live) state.timer = setTimeout(refresh, POLL_MS)
+  }
+
+  // ------------------------------------------------------------ the change feed
+
+  function follow () {
+    const workspace = state.workspace
+    if (ctx.session.state.refused || workspace === null || state.feed?.workspace === workspace) return
+    state.feed?.follower.close()
+    const feed = { workspace, follower: null, live: false, problem: null }
+    state.feed = feed
+    feed.follower = followEvents({
+      url: `/api/events?workspace_id=${encodeURIComponent(workspace)}`,
+      token: () => ctx.session.state.token,
+      onState: (what, info) => { if (state.feed === feed) onFeedState(feed, what, info) },
+      onEvent: (event) => { if (state.feed === feed) onFeedEvent(event) },
+    })
+  }
+
+  function unfollow () {
+    state.feed?.follower.close()
+    state.feed = null
+  }
+
+  function onFeedState (feed, what, info) {
+    if (what === 'open') {
+      feed.live = true
+      feed.problem = null
+      // A new stream starts with the next event: read what happened before it. A resumed one
+      // replays what was missed.
+      if (!info.resumed) refreshSoon()
+    } else if (what === 'retrying' || what === 'unavailable') {
+      feed.live = false
+      // A stream that ended is reopened at once: only say so when it keeps failing.
+      if (what === 'unavailable' || info.failures >= 2) feed.problem = info.reason
+    } else if (what === 'refused') {
+      // 401 or 403: the list's own request finds out why and says it.
+      unfollow()
+      refreshSoon()
+    }
+    schedule()
+  }
+
+  function onFeedEvent (message) {
+    if (message.type === 'resync') return refreshSoon()
+    if (message.type === 'end') { // the token no longer gives access: the REST call says so
+      unfollow()
+      return refreshSoon()
+    }
+    if (!LIST_EVENTS.has(message.type)) return
+    let event
+    try { event = JSON.parse(message.data) } catch { return }
+    if (event.workspace_id !== state.workspace) return
+    ctx.noteEvent?.(event)
+    if (state.pending) {
+      state.pending.push(event)
+      return
+    }
+    const next = applyEvent(state.notes, event, { trash: state.trash })
+    if (next === null) return refreshSoon()
+    if (next === state.notes) return
+    state.notes = next
+    renderSoon()
+  }
+
+  function renderSoon () {
+    if (state.rendering) return
+    state.rendering = setTimeout(() => { state.rendering = null; render() }, 30)
+  }
+
+  function renderLive () {
+    const line = byId('live-state')
+    const problem = state.ok && state.feed && !state.feed.live ? state.feed.problem : null
+    line.hidden = !problem
+    line.textContent = problem ? `Live updates are paused (${problem}): the list is refreshed every ${POLL_MS / 1000} s until they are back.` : ''
   }
 
   function render () {
@@ -167,6 +282,10 @@ export function createNotesList (ctx) {
 
   function stop () {
     clearTimeout(state.timer)
+    clearTimeout(state.soon)
+    unfollow()
+    renderLive()
+    ctx.search?.reset()
     state.seq++
     state.notes = []
     render()
@@ -179,6 +298,8 @@ export function createNotesList (ctx) {
     state.loaded = false
   }
 
+  // The network is back: so is the feed, without waiting for its next try.
+  window.addEventListener('online', () => state.feed?.follower.reconnectNow())
   byId('workspace').addEventListener('focus', () => { if (isAdmin()) loadWorkspaces() })
   byId('workspace').addEventListener('change', (e) => {
     setWorkspace(e.target.value)
@@ -203,8 +324,13 @@ export function createNotesList (ctx) {
     stop,
     reset,
     setWorkspace,
+    showTrash,
     workspaceName,
     get ok () { return state.ok },
+    /** The list follows the change feed (it is not polled). */
+    get live () { return !!state.feed?.live },
+    /** A timer will read the list again (the feed is not live, or the list failed). */
+    get polling () { return state.timer !== null },
     get workspace () { return state.workspace },
   }
 }
