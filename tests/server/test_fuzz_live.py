@@ -907,10 +907,15 @@ def test_rest_fuzz_gets_problems_never_failures_and_spares_the_witnesses(live):
         @settings(FUZZ_SETTINGS, max_examples=500)
         @given(request=st.sampled_from(ops).flatmap(rest_requests))
         def fuzz(request: Request) -> None:
+            params = request.params
+            if request.url.rstrip("/").endswith("/api/events"):
+                # A following change feed never ends (keepalives beat the read timeout):
+                # fuzz it with what exists, then the end of the stream.
+                params = [*params, ("follow", "false")]
             response = http.request(
                 request.method,
                 request.url,
-                params=request.params,
+                params=params,
                 headers=request.headers,
                 content=request.content,
             )
