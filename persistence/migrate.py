@@ -126,13 +126,15 @@ def ensure_current(db: Database) -> SchemaStatus:
     raise SchemaError(f"database schema is {state.describe()}: run `coscribe db migrate` first")
 
 
-def prepare(db: Database) -> SchemaStatus:
+def prepare(db: Database, *, writes: bool = True) -> SchemaStatus:
     """What a server or command does at start: migrate the embedded databases, check
-    PostgreSQL; then the default workspace (ensure_default_workspace)."""
+    PostgreSQL; then the default workspace (ensure_default_workspace), unless the command
+    must not write (a dry run changes nothing, not even that)."""
     if db.driver in ("sqlite", "memory"):
         state = status(db)
         state = state if state.up_to_date else upgrade(db)
     else:
         state = ensure_current(db)
-    ensure_default_workspace(db)
+    if writes:
+        ensure_default_workspace(db)
     return state

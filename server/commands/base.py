@@ -49,12 +49,14 @@ def open_database(config: DatabaseConfig | None) -> Database:
 
 
 @contextlib.contextmanager
-def current_database(settings: Settings | None = None) -> Iterator[tuple[Settings, Database]]:
+def current_database(
+    settings: Settings | None = None, *, writes: bool = True
+) -> Iterator[tuple[Settings, Database]]:
     """Settings (loaded unless given) and the database, refusing one whose schema is not
-    current."""
+    current. `writes=False` for a dry run: nothing is added to the database meanwhile."""
     settings = settings or load_settings()
     with open_database(settings.database) as db:
-        migrate.prepare(db)
+        migrate.prepare(db, writes=writes)
         yield settings, db
 
 

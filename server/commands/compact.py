@@ -37,7 +37,7 @@ def compact(note_ids: tuple[str, ...], all_notes: bool, min_updates: int, dry_ru
     if bool(note_ids) == all_notes:
         raise UserError("name the notes to compact, or pass --all (not both)")
     out = Console(highlight=False)
-    with current_database() as (_, db):
+    with current_database(writes=not dry_run) as (_, db):
         with db.read() as conn:
             if note_ids:
                 for note_id in note_ids:

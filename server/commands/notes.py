@@ -54,7 +54,7 @@ def repair(note_id: str, out_dir: Path | None, dry_run: bool) -> None:
     from the pieces that pass. Run it while no server has the note open."""
     out = Console(highlight=False, width=200)
     out_dir = out_dir or Path(f"{note_id}.refused")
-    with current_database() as (settings, db), db.begin() as conn:
+    with current_database(writes=not dry_run) as (settings, db), db.begin() as conn:
         result = repairs.repair_note(
             conn, note_id, out_dir, limits=settings.crdt_limits, dry_run=dry_run
         )

@@ -55,7 +55,7 @@ def prune(dry_run: bool) -> None:
     {"retention": {...}}; see docs/operations.md.
     Exits 1 when some workspace's overrides are invalid (that workspace is left alone there).
     """
-    with current_database() as (settings, db):
+    with current_database(writes=not dry_run) as (settings, db):
         policy = settings.retention_policy
         if dry_run:
             with db.read() as conn:

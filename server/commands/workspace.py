@@ -85,7 +85,7 @@ def rename(workspace_name: str, slug: str | None, name: str | None) -> None:
 @user_errors
 def delete(workspace_name: str, yes: bool, dry_run: bool) -> None:
     """Delete a workspace and everything it owns: notes, agents, tasks, tokens, ..."""
-    with current_database() as (_settings, db):
+    with current_database(writes=not dry_run) as (_settings, db):
         with db.read() as conn:
             workspace_id = workspaces.resolve(conn, workspace_name)
             row = workspaces.get(conn, workspace_id)
