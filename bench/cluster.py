@@ -33,6 +33,7 @@ from bench import NODE_DIR, ROOT, log
 from bench.cell import LOADGEN
 from bench.procfs import cpu_seconds
 from bench.servers import (
+    BENCH_SETTINGS,
     _drop_pg_schema,
     _new_pg_schema,
     _with_search_path,
@@ -41,6 +42,7 @@ from bench.servers import (
     pinned,
     stop,
 )
+from tests.cluster.harness import delete_keys
 from tests.live_server import COSCRIBE
 from tests.processes import answers_health, free_port, wait_ready
 
@@ -68,15 +70,9 @@ def cell(args: argparse.Namespace, instances: int, pins: tuple[int, int] | None)
         k: v for k, v in os.environ.items() if not k.startswith("COSCRIBE_") and k != "REDIS_URL"
     }
     env.update(
+        BENCH_SETTINGS,
         PYTHONPATH=str(ROOT),
         DATABASE_URL=_with_search_path(args.database_url, schema),
-        COSCRIBE_AUTH="false",
-        COSCRIBE_MAX_CONNECTIONS_PER_ADDRESS="1000000",
-        COSCRIBE_MAX_HTTP_CONNECTIONS_PER_ADDRESS="1000000",
-        COSCRIBE_MAX_CONNECTIONS_PER_NOTE="1000000",
-        COSCRIBE_MAX_UPDATES_PER_S="1000000",
-        COSCRIBE_UPDATE_BURST="1000000",
-        COSCRIBE_LOG_LEVEL="warning",
     )
     if instances > 1:
         env.update(REDIS_URL=args.redis_url, COSCRIBE_REDIS_PREFIX=prefix)
@@ -135,7 +131,7 @@ def cell(args: argparse.Namespace, instances: int, pins: tuple[int, int] | None)
             for proc in procs:
                 stop(proc)
             if instances > 1:
-                _delete_keys(args.redis_url, prefix)
+                delete_keys(args.redis_url, prefix)
             result["stored"] = _stored(args.database_url, schema)
             _drop_pg_schema(args.database_url, schema)
     return result
@@ -147,16 +143,6 @@ def _stored(admin_url: str, schema: str) -> int | None:
     with psycopg.connect(_with_search_path(admin_url, schema)) as conn:
         row = conn.execute("SELECT coalesce(sum(last_seq), 0) FROM notes").fetchone()
         return int(row[0]) if row else None
-
-
-def _delete_keys(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,20 @@ SHORT_NAMES = {"coscribe": "coscribe", "pycrdt": "pycrdt", "reference": "Node", 
 # Servers that hold no document: a joining client gets an empty sync step 2, and an update is
 # not echoed to its sender (the load generator is told, see bench/node/loadgen.mjs).
 STATELESS = {"relay"}
+# The load comes from one address, faster than any person types, to servers that have no
+# access control: lift coscribe's per-client limits and auth (loopback only) so the comparison
+# is between the sync paths.
+BENCH_SETTINGS = {
+    "COSCRIBE_AUTH": "false",
+    "COSCRIBE_MAX_CONNECTIONS_PER_ADDRESS": "1000000",
+    "COSCRIBE_MAX_HTTP_CONNECTIONS_PER_ADDRESS": "1000000",
+    "COSCRIBE_MAX_CONNECTIONS_PER_NOTE": "1000000",
+    "COSCRIBE_MAX_UPDATES_PER_S": "1000000",
+    "COSCRIBE_UPDATE_BURST": "1000000",
+    # The peer server logs warnings only (bench/peers/pycrdt_server.py): same here, or coscribe
+    # would format and write two request lines per connection it accepts.
+    "COSCRIBE_LOG_LEVEL": "warning",
+}
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 15
 
@@ -231,20 +245,7 @@ def start_server(
         else:
             sqlite_path = workdir / "coscribe.sqlite"
             env["COSCRIBE_SQLITE_PATH"] = str(sqlite_path)
-        # The load comes from one address, faster than any person types, to servers that have
-        # no access control: lift coscribe's per-client limits and auth (loopback only) so the
-        # comparison is between the sync paths.
-        env.update(
-            COSCRIBE_AUTH="false",
-            COSCRIBE_MAX_CONNECTIONS_PER_ADDRESS="1000000",
-            COSCRIBE_MAX_HTTP_CONNECTIONS_PER_ADDRESS="1000000",
-            COSCRIBE_MAX_CONNECTIONS_PER_NOTE="1000000",
-            COSCRIBE_MAX_UPDATES_PER_S="1000000",
-            COSCRIBE_UPDATE_BURST="1000000",
-            # The peer server logs warnings only (bench/peers/pycrdt_server.py): same here, or
-            # coscribe would format and write two request lines per connection it accepts.
-            COSCRIBE_LOG_LEVEL="warning",
-        )
+        env.update(BENCH_SETTINGS)
         cmd = [*COSCRIBE, "serve", "--host", "127.0.0.1", "--port", str(port)]
         env["PYTHONPATH"] = str(ROOT)
         prefix, ready = f"ws://127.0.0.1:{port}/ws/", answers_health(f"http://127.0.0.1:{port}")
