@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from tests.ci import unavailable
+from tests.e2e.web import build_web
 from tests.live_server import ROOT
 
 WEB = ROOT / "web"
@@ -24,14 +25,7 @@ WEB = ROOT / "web"
 def web_dependencies() -> None:
     if shutil.which("npm") is None:
         unavailable("npm is missing", "Install Node and npm to run the web editor's checks.")
-    result = subprocess.run(
-        ["bash", "-c", "source scripts/bootstrap.sh && build_web"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = build_web()
     if result.returncode != 0:
         pytest.fail(f"installing web/ failed:\n{result.stderr[-3000:]}")
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.ci import unavailable
+from tests.e2e.web import build_web
 from tests.live_server import ROOT, LiveServer, run_cli
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -42,14 +43,7 @@ def built_web() -> None:
             "node and npm are needed to build web/ and drive the browser",
             "Install Node and npm to enable the browser tests.",
         )
-    result = subprocess.run(
-        ["bash", "-c", "source scripts/bootstrap.sh && build_web"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = build_web()
     if result.returncode != 0:
         pytest.fail(f"building web/ failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
