@@ -153,6 +153,18 @@ class Indexed:
     previous: str | None
     changed: bool  # the body differs from what was indexed before
     deleted: bool
+    previous_version: int | None = None  # the version indexed before
+
+
+# Built once: index_note runs for every edited note a few times a second.
+_NOTE_ROW = sa.select(
+    notes.c.workspace_id, notes.c.title, notes.c.last_seq, notes.c.deleted_at
+).where(notes.c.id == sa.bindparam("note_id"))
+_INDEX_ROW = (
+    sa.select(note_search.c.id, note_search.c.body, note_search.c.version)
+    .where(note_search.c.note_id == sa.bindparam("note_id"))
+    .with_for_update()
+)
 
 
 def index_note(
@@ -171,50 +183,41 @@ def index_note(
     body as the previous one.
     """
     check_id("note id", note_id)
-    note = (
-        conn.execute(
-            sa.select(
-                notes.c.workspace_id, notes.c.title, notes.c.last_seq, notes.c.deleted_at
-            ).where(notes.c.id == note_id)
-        )
-        .mappings()
-        .first()
-    )
+    key = {"note_id": note_id}
+    note = conn.execute(_NOTE_ROW, key).first()
     if note is None:
         return None
-    version = note["last_seq"] if version is None else version
-    values = {
-        "title_terms": terms(note["title"], max_chars),
-        "body_terms": terms(body, max_chars),
-        "body": body,
-        "version": version,
-        "indexed_at": as_now(now),
-    }
-    row = (
-        conn.execute(
-            sa.select(note_search.c.id, note_search.c.body)
-            .where(note_search.c.note_id == note_id)
-            .with_for_update()
-        )
-        .mappings()
-        .first()
-    )
+    workspace_id, title, last_seq, deleted_at = note
+    version = last_seq if version is None else version
+    row = conn.execute(_INDEX_ROW, key).first()
+    indexed_at = as_now(now)
+    if row is None:
+        previous = previous_version = None
+    else:
+        previous, previous_version = row.body, row.version
+    if row is not None and previous == body:
+        # Only the version moves: the FTS triggers fire on the terms columns alone.
+        values = {"version": version, "indexed_at": indexed_at}
+    else:
+        values = {
+            "title_terms": terms(title, max_chars),
+            "body_terms": terms(body, max_chars),
+            "body": body,
+            "version": version,
+            "indexed_at": indexed_at,
+        }
     if row is None:
         conn.execute(sa.insert(note_search).values(note_id=note_id, **values))
-        previous = None
     else:
-        previous = row["body"]
-        if previous == body:
-            # Only the version moves: the FTS triggers fire on the terms columns alone.
-            values = {"version": version, "indexed_at": values["indexed_at"]}
-        conn.execute(sa.update(note_search).where(note_search.c.id == row["id"]).values(values))
+        conn.execute(sa.update(note_search).where(note_search.c.id == row.id).values(values))
     return Indexed(
         note_id,
-        note["workspace_id"],
+        workspace_id,
         version,
         previous,
         previous != body,
-        note["deleted_at"] is not None,
+        deleted_at is not None,
+        previous_version,
     )
 
 

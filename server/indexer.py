@@ -32,7 +32,6 @@ from crdt import document, text
 from persistence import events, search, update_log
 from persistence.engine import Database
 from persistence.errors import NotFoundError
-from persistence.schema import note_search
 
 from .health import STORAGE_ERRORS
 from .loops import Failures
@@ -111,7 +110,9 @@ class Indexer:
                 except TimeoutError:
                     pass
                 continue
-            now = time.monotonic()
+            # Notes due within the next quarter delay ride along: fewer, larger transactions
+            # (a note is handled at most that much early).
+            now = time.monotonic() + self.delay_s / 4
             ready = [note_id for note_id, at in self._due.items() if at <= now]
             for note_id in ready:
                 del self._due[note_id]
@@ -211,7 +212,6 @@ class Indexer:
                     body, version = loaded[note_id]
                 else:
                     continue
-                before = _version(conn, note_id)
                 result = search.index_note(
                     conn, note_id, body, max_chars=max_chars, version=version
                 )
@@ -220,6 +220,7 @@ class Indexer:
                 # A first indexing of an empty note is no change; after that, a new body or
                 # a new version (other roots than the body changed) is.
                 same_body = body == (result.previous or "")
+                before = result.previous_version
                 if same_body and (before is None or result.version == before):
                     continue
                 data = _changed(result, body, vector)
@@ -227,13 +228,6 @@ class Indexer:
             # Last in the transaction: the event counter's row lock is held until commit.
             events.append_many(conn, changes)
             return len(changes)
-
-
-def _version(conn: sa.Connection, note_id: str) -> int | None:
-    """The version the index holds for a note (None: not indexed)."""
-    return conn.execute(
-        sa.select(note_search.c.version).where(note_search.c.note_id == note_id)
-    ).scalar()
 
 
 def _load(conn: sa.Connection, note_id: str, limits: Any) -> tuple[str, int] | None:

@@ -1,3 +1,5 @@
+import itertools
+
 import pycrdt
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -65,3 +67,30 @@ def test_insert_counts_code_points():
     text.insert(t, None, "$")
     text.insert(t, 999, "#")
     assert str(t) == "héXllo 😀Y!$#"
+
+
+def _apply(old: str, edits: list[text.Edit]) -> str:
+    for position, count, insert in reversed(edits):
+        old = old[:position] + insert + old[position + count :]
+    return old
+
+
+@settings(max_examples=300)
+@given(TEXTS, TEXTS)
+def test_diff_spans_are_ordered_and_apply(old, new):
+    edits = text.diff(old, new)
+    assert _apply(old, edits) == new
+    # A deletion next to an insertion is one edit: no two edits touch.
+    assert all(a[0] + a[1] < b[0] for a, b in itertools.pairwise(edits))
+
+
+def test_a_replacement_is_one_edit():
+    assert _apply("abcXdef", text.diff("abcXdef", "abcYdef")) == "abcYdef"
+    assert text.diff("abcXdef", "abcYdef") == [(3, 1, "Y")]
+
+
+def test_past_the_line_limit_the_middle_is_one_edit():
+    old = "a\n" * (text.LINE_DIFF_LIMIT // 2 + 10) + "x" * text.CHAR_DIFF_LIMIT
+    new = "b\n" * (text.LINE_DIFF_LIMIT // 2 + 10) + "y" * text.CHAR_DIFF_LIMIT
+    edits = text.diff(old, new)
+    assert edits == [(0, len(old), new)]
