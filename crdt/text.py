@@ -25,19 +25,40 @@ LINE_DIFF_LIMIT = 40_000
 
 def diff(old: str, new: str) -> list[Edit]:
     """Edits, in increasing position, that turn ``old`` into ``new``."""
-    start = 0
-    limit = min(len(old), len(new))
-    while start < limit and old[start] == new[start]:
-        start += 1
-    end = 0
-    while end < limit - start and old[-1 - end] == new[-1 - end]:
-        end += 1
+    start = _common_prefix(old, new)
+    end = _common_suffix(old, new, min(len(old), len(new)) - start)
     a, b = old[start : len(old) - end], new[start : len(new) - end]
     if not a and not b:
         return []
     if len(a) + len(b) <= CHAR_DIFF_LIMIT:
         return [(start + i, n, s) for i, n, s in _char_edits(a, b)]
     return [(start + i, n, s) for i, n, s in _line_edits(a, b)]
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the common start of a and b. Slices are compared by halves (memcmp in C):
+    a typist's text differs from its last indexed copy near the end, after thousands of equal
+    characters a loop in Python would step through one by one."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _common_suffix(a: str, b: str, limit: int) -> int:
+    """Length of the common end of a and b, at most ``limit``."""
+    low, high = 0, limit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[len(a) - middle : len(a) - low] == b[len(b) - middle : len(b) - low]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _char_edits(a: str, b: str) -> list[Edit]:

@@ -73,6 +73,8 @@ def _marks() -> dict[int, None]:
 
 def fold(text: str) -> str:
     """Compatibility-decomposed, without combining marks, case-folded."""
+    if text.isascii():
+        return text.lower()  # the same, for ASCII, without a pass per character in Python
     return unicodedata.normalize("NFKD", text).translate(_marks()).casefold()
 
 
