@@ -382,6 +382,8 @@ class RoomRegistry:
     async def shutdown(self, timeout: float) -> bool:
         """Close every connection with 1001, then store everything. False if not all stored."""
         self.closing = True
+        for room in self.rooms.values():
+            room.send_updates()  # the last turn's edits go out before the close frames
         connections = [c for room in self.rooms.values() for c in room.connections]
         # Clients that do not answer the close in time are left behind: storing comes first.
         with contextlib.suppress(TimeoutError):

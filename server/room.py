@@ -13,6 +13,7 @@ flight, how long the log is); broadcast never waits for it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -76,7 +77,7 @@ class Broadcast:
     """The local sink: every connection of the room gets the update, the sender included."""
 
     def publish(self, room: Room, update: bytes) -> None:
-        room.broadcast(protocol.sync_update(update))
+        room.send_update(update)
 
 
 BROADCAST = Broadcast()
@@ -121,6 +122,8 @@ class Room:
         self._edited_at = 0.0
         self._versioned_at = time.monotonic()
         self._captured: list[bytes] = []
+        # Updates applied in this turn of the event loop and not broadcast yet (send_update).
+        self._outgoing: list[bytes] = []
         # The sync step 2 for a client that has nothing, until the doc changes.
         self._whole: Frame | None = None
         # Checks every foreign update before pycrdt reads it, and knows how deeply the doc's
@@ -149,6 +152,7 @@ class Room:
     # --- connections --------------------------------------------------------------------
 
     def join(self, connection: Connection) -> None:
+        self.send_updates()  # a joiner syncs from the doc: it needs no earlier broadcast
         self.connections.add(connection)
         connection.send(protocol.sync_step1(self.doc.get_state()))
         # Bounded by the awareness limits, which the settings keep within a send queue.
@@ -168,10 +172,36 @@ class Room:
             if self.relay is not None:
                 self.relay.awareness(self, connection, protocol.awareness_payload(removed))
 
+    def send_update(self, update: bytes) -> None:
+        """Broadcast an update at the end of this turn of the event loop, merged with the
+        others applied in it: a burst of small updates costs one frame per connection per turn
+        instead of one per update. Anything else sent to the room's connections first sends
+        what waits here, so each connection's frames keep their order. Outside a running loop
+        (scripts, tests of the room alone) it is sent at once."""
+        if not self._outgoing:
+            try:
+                asyncio.get_running_loop().call_soon(self.send_updates)
+            except RuntimeError:
+                self.broadcast(protocol.sync_update(update))
+                return
+        self._outgoing.append(update)
+
+    def send_updates(self) -> None:
+        """Broadcast the updates send_update holds, as one."""
+        if not self._outgoing:
+            return
+        updates, self._outgoing = self._outgoing, []
+        update = updates[0] if len(updates) == 1 else pycrdt.merge_updates(*updates)
+        self._broadcast(protocol.sync_update(update))
+
     def broadcast(self, message: bytes) -> None:
         """Send one message to every connection, the sender included (the echo keeps a lone
         y-websocket client from timing out). Its websocket frame is built once and written to
         each socket without waiting; slow connections are dropped, not waited for."""
+        self.send_updates()
+        self._broadcast(message)
+
+    def _broadcast(self, message: bytes) -> None:
         started = time.perf_counter()
         frame = Frame(message)
         dropped = []
@@ -190,6 +220,7 @@ class Room:
         """Handle one decoded frame. Raises InvalidUpdate for an update that does not apply."""
         match message:
             case SyncStep1(state_vector):
+                self.send_updates()  # what the doc has now, after what this turn broadcast
                 # step2 always (even empty), then our step1 so the client sends what we miss.
                 connection.send(self._sync_step2(state_vector))
                 connection.send(protocol.sync_step1(self.doc.get_state()))
@@ -203,6 +234,7 @@ class Room:
             case AwarenessUpdate(entries):
                 self._receive_awareness(connection, entries)
             case QueryAwareness():
+                self.send_updates()
                 states = self.awareness.payload()
                 empty = protocol.awareness_payload(())
                 connection.send(protocol.awareness(empty if states is None else states))
