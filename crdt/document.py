@@ -18,7 +18,7 @@ import pycrdt
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from . import validation
-from .lib0 import MAX_CLOCK, Reader
+from .lib0 import MAX_CLOCK, Reader, write_var_uint
 from .validation import (
     DEFAULT_LIMITS,
     DepthTracker,
@@ -176,6 +176,14 @@ def diff(doc: Doc, remote_state_vector: bytes) -> bytes:
     decode_state_vector(remote_state_vector)  # clocks past 32 bits never reach pycrdt
     with _Refusals(InvalidStateVector, "invalid state vector"):
         return doc.get_update(remote_state_vector)
+
+
+def encode_state_vector(vector: dict[int, int]) -> bytes:
+    """A state vector as yrs encodes it, from ``{client id: clock}``."""
+    parts = [write_var_uint(len(vector))]
+    for client, clock in vector.items():
+        parts += (write_var_uint(client), write_var_uint(clock))
+    return b"".join(parts)
 
 
 def decode_state_vector(data: bytes) -> dict[int, int]:

@@ -372,6 +372,9 @@ class Checked:
     ends: dict[int, int]
     deep: list[tuple[int, int, int, int]]  # (client, start, end, depth)
     deletes: int = 0  # ranges in the update's delete set
+    # Every struct continues its client exactly where the document ends, and nothing is
+    # deleted: applied, the update is exactly what the document gains.
+    fresh: bool = False
 
 
 def read_structs(update: bytes) -> _Read:
@@ -454,10 +457,13 @@ class _Resolver:
         tracker, items = self.tracker, self.read.items
         known = tracker.ends
         ends: dict[int, int] = {}
+        fresh = not self.read.skips and not self.read.deletes
         # Clocks each client continues from, checked in order (strict: no gaps).
         for item in items:
             client, clock, length = item[0], item[1], item[2]
             have = ends.get(client, known.get(client, 0))
+            if clock != have:
+                fresh = False
             if clock > have:
                 if self.strict:
                     raise _invalid(
@@ -481,7 +487,7 @@ class _Resolver:
                         dep_client, known.get(dep_client, 0)
                     ):
                         self._missing(client, clock, dep_client, dep_clock)
-            return Checked(ends, deep, self.read.deletes)
+            return Checked(ends, deep, self.read.deletes, fresh)
         self.ends = ends
         self._index()
         for index, (client, clock, length, kind, *_rest) in enumerate(items):
@@ -493,7 +499,7 @@ class _Resolver:
             start = max(clock, known.get(client, 0))
             if depth > 0:
                 deep.append((client, start, clock + length, depth))
-        return Checked(ends, deep, self.read.deletes)
+        return Checked(ends, deep, self.read.deletes, fresh)
 
     def _missing(self, client: int, clock: int, dep_client: int, dep_clock: int) -> None:
         raise _invalid(

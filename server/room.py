@@ -24,7 +24,12 @@ import pycrdt
 
 from crdt import protocol
 from crdt.awareness import AwarenessLimits, AwarenessStates
-from crdt.document import InvalidUpdate, apply_update, decode_state_vector
+from crdt.document import (
+    InvalidUpdate,
+    apply_update,
+    decode_state_vector,
+    encode_state_vector,
+)
 from crdt.protocol import (
     AwarenessEntry,
     AwarenessUpdate,
@@ -132,6 +137,9 @@ class Room:
             tracker = DepthTracker()
             tracker.record(doc.get_update())
         self.tracker = tracker
+        # Whether the tracker's clocks are the doc's (they are, once built; checked because
+        # _apply trusts them to tell an update that is all new from one that repeats some).
+        self._exact = _clocks(tracker.ends) == decode_state_vector(doc.get_state())
 
     def __repr__(self) -> str:
         return f"<Room {self.note_id} connections={len(self.connections)}>"
@@ -332,29 +340,38 @@ class Room:
 
     def _apply(self, update: bytes, sinks: Sequence[Sink], *, local: bool = True) -> None:
         checked = self.tracker.check(update)
+        # What changed is published, never the update as sent: it may repeat what the doc
+        # has. The common case needs no work: an update whose every struct continues its
+        # client exactly where the doc ends, deleting nothing, is all new (the check refuses
+        # gaps and missing dependencies, so nothing stays pending), and is what changed.
         # With deletions, only the doc's own update says exactly what changed: a delete set
-        # may name what the doc deleted already, or items it does not have. Inserts alone each
-        # continue what the doc has (the check refuses gaps and missing dependencies, so
-        # nothing stays pending): what changed is the part of the update the doc did not have,
-        # which is much cheaper than observing: pycrdt builds a whole TransactionEvent for
-        # every observed transaction, 3x the integration itself under concurrent writers
-        # (bench/observer.py).
-        before = None if checked.deletes else self.doc.get_state()
+        # may name what the doc deleted already, or items it does not have. Other inserts:
+        # the part of the update the doc did not have, which is much cheaper than observing:
+        # pycrdt builds a whole TransactionEvent for every observed transaction, 3x the
+        # integration itself under concurrent writers (bench/observer.py).
+        fresh = checked.fresh and self._exact
+        known = self.tracker.ends
+        before = None if checked.deletes or fresh else self.doc.get_state()
         try:
-            with self._observed(before is None):
+            with self._observed(checked.deletes > 0):
                 apply_update(self.doc, update)
         except InvalidUpdate:
             # Refused half-way: the clocks are pycrdt's (depths recorded stay, an overestimate).
+            if fresh:
+                before = encode_state_vector(known)
             self.tracker.commit(checked)
             after = self.doc.get_state()
             self.tracker.resync(decode_state_vector(after))
+            self._exact = True
             # What did integrate must still be stored and broadcast.
             if before is not None and after != before:
                 self._capture(self.doc.get_update(before))
             raise
         else:
             self.tracker.commit(checked)
-            if before is not None:
+            if fresh:
+                self._capture(bytes(update))
+            elif before is not None:
                 self._capture(pycrdt.get_update(update, before))
         finally:
             self._publish(sinks, local=local)
@@ -409,3 +426,7 @@ class Room:
 
     def close(self) -> None:
         """Nothing observes the doc between changes: nothing to let go of."""
+
+
+def _clocks(ends: dict[int, int]) -> dict[int, int]:
+    return {client: clock for client, clock in ends.items() if clock}

@@ -34,6 +34,8 @@ from .settings import Settings
 log = logging.getLogger("coscribe.ws")
 
 CLOSE_WAIT_S = 5
+# Frames one socket handles before letting the others run, while more of its frames wait.
+FRAMES_PER_TURN = 16
 
 
 def origin_allowed(websocket: WebSocket, allowed: frozenset[str]) -> bool:
@@ -155,6 +157,7 @@ async def _session(
 
     rate = Rate(settings.max_updates_per_s, settings.update_burst)
     traffic = registry.traffic
+    handled = 0
     try:
         while connection.close_code is None:
             message = await websocket.receive()
@@ -190,9 +193,12 @@ async def _session(
                 log.warning("%r: %s, closing", connection, exc)
                 connection.abort(closecodes.TOO_BIG, "note size limit reached")
                 break
-            # receive() returns at once while frames are buffered: yield so other sockets are
-            # served between the frames of one client's burst, not after all of them.
-            if output.inbound():
+            # receive() returns at once while frames are buffered: yield every few frames so
+            # other sockets are served during one client's burst, not after all of them. Not
+            # after every frame: the updates of one turn go out as one frame per connection
+            # (Room.send_update), so a burst costs the room's readers a write per slice.
+            handled += 1
+            if handled % FRAMES_PER_TURN == 0 and output.inbound():
                 await asyncio.sleep(0)
     except WebSocketDisconnect:
         pass

@@ -177,3 +177,33 @@ async def test_new_clients_get_the_whole_note_and_it_is_encoded_once_per_change(
     await eventually(lambda: all(text_of(j) for j in [*joiners, late]))
     assert {text_of(j) for j in joiners} == {"first"}
     assert sorted(text_of(late)) == sorted("firstsecond")
+
+
+async def test_what_is_stored_and_sent_is_what_the_doc_gained(rooms, db):
+    """An update all new is passed on as sent; a repeat, or the part of an update the doc had
+    already, is neither stored nor sent again."""
+    new_note(db, "gained")
+    channel = Channel("gained", "reader")
+    room = await rooms.join("gained", channel.connection)
+    writer = pycrdt.Doc()
+    text = writer.get("content", type=pycrdt.Text)
+    text.insert(0, "abc")
+    first = writer.get_update()
+    room.apply(first)
+    room.apply(first)  # a repeat: nothing new
+    state = writer.get_state()
+    text.insert(3, "def")
+    overlapping = writer.get_update()  # "abc" again, and "def"
+    room.apply(overlapping)
+    await rooms.persister.flush("gained", timeout=5)
+    with db.begin() as conn:
+        stored = [u for _, u in update_log.load_note(conn, "gained").updates]
+    assert stored[0] == first
+    assert stored[1:] == [pycrdt.get_update(overlapping, state)]
+    await eventually(lambda: str(room.doc.get("content", type=pycrdt.Text)) == "abcdef")
+    sent = [m.update for m in channel.messages() if isinstance(m, protocol.SyncUpdate)]
+    replay = pycrdt.Doc()
+    for update_ in sent:
+        replay.apply_update(update_)
+    assert str(replay.get("content", type=pycrdt.Text)) == "abcdef"
+    assert sum(len(u) for u in sent) < len(first) + len(overlapping)

@@ -153,3 +153,38 @@ async def test_awareness_states_time_out_unless_renewed(tmp_path):
         await eventually(lambda: quiet.doc.client_id not in watcher.awareness, timeout=5)
         await quiet.close()
         await watcher.close()
+
+
+async def test_a_burst_goes_out_merged_and_in_order(server):
+    """Updates that arrive together are broadcast as fewer, merged frames; an awareness
+    message sent after them still arrives after all of them."""
+    reader = await connected(server, "burst")
+    writer_doc = pycrdt.Doc()
+    text = writer_doc.get("content", type=pycrdt.Text)
+    frames = []
+    for n in range(300):
+        before = writer_doc.get_state()
+        text.insert(len(text), f"{n % 10}")
+        frames.append(protocol.sync_update(writer_doc.get_update(before)))
+    entry = protocol.AwarenessEntry(writer_doc.client_id, 1, {"user": "w"})
+    frames.append(protocol.awareness(protocol.awareness_payload([entry])))
+    async with websockets.connect(f"{server.url.replace('http', 'ws', 1)}/ws/burst") as ws:
+        await ws.recv()  # the server's sync step 1: the room has us
+        for frame in frames:  # queued back to back, without waiting for anything between
+            await ws.send(frame)
+        await eventually(lambda: writer_doc.client_id in reader.awareness, what="awareness")
+    received = list(reader.received)
+    at = next(
+        i
+        for i, m in enumerate(received)
+        if isinstance(m, protocol.AwarenessUpdate)
+        and any(e.client_id == writer_doc.client_id for e in m.entries)
+    )
+    replay = pycrdt.Doc()
+    for message in received[:at]:
+        if isinstance(message, protocol.SyncStep2 | protocol.SyncUpdate):
+            replay.apply_update(message.update)
+    assert str(replay.get("content", type=pycrdt.Text)) == str(text)
+    updates = sum(isinstance(m, protocol.SyncUpdate) for m in received[:at])
+    assert updates < 300, f"{updates} frames for 300 updates sent together: none merged"
+    await reader.close()
