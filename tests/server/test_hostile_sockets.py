@@ -187,9 +187,16 @@ class Room:
     @staticmethod
     def _on_probe(arrived: dict[int, float]) -> Callable[[pycrdt.MapEvent], None]:
         def record(event: pycrdt.MapEvent) -> None:
+            # Probes overwrite one key: probes that reach the server in one turn of its event
+            # loop go out merged, and the reader sees the last one. Having probe n means having
+            # every probe before it (the writer's updates are applied in order).
             now = time.monotonic()
             for change in event.keys.values():
-                arrived[int(change["newValue"].split(" ", 1)[0])] = now
+                newest = int(change["newValue"].split(" ", 1)[0])
+                for n in range(newest, -1, -1):
+                    if n in arrived:
+                        break
+                    arrived[n] = now
 
         return record
 
