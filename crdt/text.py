@@ -26,7 +26,8 @@ LINE_DIFF_LIMIT = 40_000
 def diff(old: str, new: str) -> list[Edit]:
     """Edits, in increasing position, that turn ``old`` into ``new``."""
     start = _common_prefix(old, new)
-    end = _common_suffix(old, new, min(len(old), len(new)) - start)
+    # The common end, outside the common start: the common start of the reversed texts.
+    end = min(_common_prefix(old[::-1], new[::-1]), min(len(old), len(new)) - start)
     a, b = old[start : len(old) - end], new[start : len(new) - end]
     if not a and not b:
         return []
@@ -43,18 +44,6 @@ def _common_prefix(a: str, b: str) -> int:
     while low < high:
         middle = (low + high + 1) // 2
         if a[low:middle] == b[low:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-def _common_suffix(a: str, b: str, limit: int) -> int:
-    """Length of the common end of a and b, at most ``limit``."""
-    low, high = 0, limit
-    while low < high:
-        middle = (low + high + 1) // 2
-        if a[len(a) - middle : len(a) - low] == b[len(b) - middle : len(b) - low]:
             low = middle
         else:
             high = middle - 1
