@@ -65,6 +65,9 @@ function watch (page, name) {
   return page
 }
 
+const WIDE = { width: 1280, height: 800 }
+const NARROW = { width: 360, height: 740 }
+
 async function newPage (browser, name, color, viewport) {
   const context = await browser.newContext({ viewport })
   await context.addInitScript(([n, c]) => {
@@ -75,6 +78,15 @@ async function newPage (browser, name, color, viewport) {
   }, [name, color])
   const page = watch(await context.newPage(), name)
   return { context, page }
+}
+
+// A wide and a narrow page of two people, both signed in.
+async function signedInPair (browser, [wideName, wideColor], [narrowName, narrowColor]) {
+  const wide = await newPage(browser, wideName, wideColor, WIDE)
+  const narrow = await newPage(browser, narrowName, narrowColor, NARROW)
+  await signIn(wide.page)
+  await signIn(narrow.page)
+  return [wide, narrow]
 }
 
 // Open the sign-in link: the page keeps the token and takes it out of the address bar.
@@ -138,8 +150,8 @@ async function main () {
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   })
   try {
-    const A = await newPage(browser, 'Alice', '#1971c2', { width: 1280, height: 800 })
-    const B = await newPage(browser, 'Bob', '#c2255c', { width: 360, height: 740 })
+    const A = await newPage(browser, 'Alice', '#1971c2', WIDE)
+    const B = await newPage(browser, 'Bob', '#c2255c', NARROW)
     const a = A.page
     const b = B.page
 
@@ -252,7 +264,7 @@ async function main () {
 
     // Bad input: an unknown id, a deleted note; no empty editor is shown as if it were the note.
     phase = 'bad-input'
-    const C = await newPage(browser, 'Carol', '#2b8a3e', { width: 1280, height: 800 })
+    const C = await newPage(browser, 'Carol', '#2b8a3e', WIDE)
     await signIn(C.page)
     await C.page.goto(`${BASE}/#/note/no-such-note-e2e`)
     await C.page.locator('#problem', { hasText: 'does not exist' }).waitFor({ timeout: T })
@@ -290,9 +302,9 @@ async function main () {
     await a.locator('#status[data-state="offline"]').waitFor({ timeout: T })
     ok(`after failed retries it says "${await a.locator('#status').textContent()}"`)
     await shot(a, 'server-down-editing')
-    const D = await newPage(browser, 'Dan', '#e8590c', { width: 360, height: 740 })
+    const D = await newPage(browser, 'Dan', '#e8590c', NARROW)
     await D.page.goto(`${BASE}/`).catch(() => {})
-    const E = await newPage(browser, 'Eve', '#5f3dc4', { width: 1280, height: 800 })
+    const E = await newPage(browser, 'Eve', '#5f3dc4', WIDE)
     await askHarness('start-server')
     phase = 'server-back'
     await a.locator('#status[data-state="connected"]').waitFor({ timeout: 30000 })
@@ -351,7 +363,7 @@ async function accessChecks (browser, note, a) {
   }
 
   // (a) No token at all: the page says access is refused and how to go on; no editor.
-  const F = await newPage(browser, 'Frank', '#0c8599', { width: 360, height: 740 })
+  const F = await newPage(browser, 'Frank', '#0c8599', NARROW)
   const f = F.page
   await f.goto(url)
   await f.locator('#access', { hasText: 'Access refused' }).waitFor({ timeout: T })
@@ -400,7 +412,7 @@ async function accessChecks (browser, note, a) {
 
   // A viewer token, given with the route (`#/note/ID&token=`): read-only, says so, edits nothing.
   const viewer = await askHarness('token-create viewer default')
-  const V = await newPage(browser, 'Vera', '#9c36b5', { width: 1280, height: 800 })
+  const V = await newPage(browser, 'Vera', '#9c36b5', WIDE)
   const v = V.page
   await v.goto(`${url}&token=${viewer}`)
   await waitText(v, () => (window.coscribe.text() || '').includes('Frank edits.'), 'a viewer token opens the note')
@@ -427,7 +439,7 @@ async function accessChecks (browser, note, a) {
   // A token of another workspace: the note is refused (403), and its list holds none of ours.
   await rest('POST', '/workspaces', { slug: 'e2e-other', name: 'Other team' })
   const other = await askHarness('token-create editor e2e-other')
-  const O = await newPage(browser, 'Olga', '#e8590c', { width: 1280, height: 800 })
+  const O = await newPage(browser, 'Olga', '#e8590c', WIDE)
   await O.page.goto(`${url}&token=${other}`)
   await O.page.locator('#problem', { hasText: 'does not give access' }).waitFor({ timeout: T })
   assert(!(await O.page.locator('#note').isVisible()), 'a token of another workspace is told it has no access to the note, no editor')
@@ -502,12 +514,9 @@ async function markdownChecks (browser) {
     title: 'Markdown',
     text: '# Plan\n\nSome **bold** words and a [link](https://example.com).\n\n<img src=x onerror="window.__xss=1">\n\n[bad](javascript:window.__xss=2)\n',
   })
-  const W = await newPage(browser, 'Wanda', '#3cb44b', { width: 1280, height: 800 })
-  const P = await newPage(browser, 'Pia', '#f58231', { width: 360, height: 740 })
+  const [W, P] = await signedInPair(browser, ['Wanda', '#3cb44b'], ['Pia', '#f58231'])
   const w = W.page
   const p = P.page
-  await signIn(w)
-  await signIn(p)
   await w.goto(`${BASE}/#/note/${md.id}`)
   await w.locator('#preview h1', { hasText: 'Plan' }).waitFor({ timeout: T })
   ok('the preview renders the Markdown beside the editor at 1280 px')
@@ -547,7 +556,7 @@ async function markdownChecks (browser) {
 async function presenceChecks (browser, url) {
   const pages = []
   for (const [i, name] of ['Ann', 'Ben', 'Cat', 'Dov'].entries()) {
-    const X = await newPage(browser, name, '#e6194b', i ? { width: 1280, height: 800 } : { width: 360, height: 740 })
+    const X = await newPage(browser, name, '#e6194b', i ? WIDE : NARROW)
     await signIn(X.page)
     await X.page.goto(url)
     await X.page.locator('.cm-content').waitFor({ timeout: T })
@@ -588,7 +597,7 @@ async function workspaceChecks (browser, a) {
   ok('and back to the default workspace')
 
   const editor = await askHarness('token-create editor e2e-many')
-  const E = await newPage(browser, 'Ed', '#4363d8', { width: 1280, height: 800 })
+  const E = await newPage(browser, 'Ed', '#4363d8', WIDE)
   await E.page.goto(`${BASE}/#token=${editor}`)
   await E.page.locator('#list-count', { hasText: `${total} notes` }).waitFor({ timeout: T })
   assert(!(await E.page.locator('#workspace').isVisible()) && (await E.page.locator('#workspace-name').textContent()) === 'Many notes', 'an editor sees its own workspace, named, with no way to switch')
@@ -621,7 +630,7 @@ async function trashChecks (browser, a) {
   ok('and it is in the notes list again')
 
   // Two people: one deletes the note the other has open; the other finds it in the trash.
-  const U = await newPage(browser, 'Uma', '#f032e6', { width: 360, height: 740 })
+  const U = await newPage(browser, 'Uma', '#f032e6', NARROW)
   const u = U.page
   await signIn(u)
   await u.goto(`${BASE}/#/note/${doomed.id}`)
@@ -653,7 +662,7 @@ async function sharingChecks (browser, a) {
   await a.locator('.share-item', { hasText: 'Ann the reader' }).waitFor({ timeout: T })
   ok('the link is listed with who it is for')
   await shots(a, 'sharing')
-  const R = await newPage(browser, 'Ann', '#911eb4', { width: 360, height: 740 })
+  const R = await newPage(browser, 'Ann', '#911eb4', NARROW)
   await R.page.goto(link)
   await R.page.locator('.note-link').first().waitFor({ timeout: T })
   await R.page.locator('#new-note:disabled').waitFor({ timeout: T })
@@ -663,7 +672,7 @@ async function sharingChecks (browser, a) {
   await a.locator('.share-item', { hasText: 'Ann the reader' }).locator('button', { hasText: 'Revoke' }).click()
   await a.locator('.share-item', { hasText: 'Ann the reader' }).waitFor({ state: 'detached', timeout: T })
   ok('revoking takes the link off the list')
-  const S = await newPage(browser, 'Sam', '#0f9fb8', { width: 1280, height: 800 })
+  const S = await newPage(browser, 'Sam', '#0f9fb8', WIDE)
   await S.page.goto(link)
   await S.page.locator('#access', { hasText: 'the token was not accepted' }).waitFor({ timeout: T })
   assert((await S.page.locator('#access').innerText()).includes('share link'), 'a revoked share link says the token was not accepted and how to go on')
@@ -678,12 +687,9 @@ async function sharingChecks (browser, a) {
 // with fetch, so the token stays in a header); the open note's title follows a rename. A page
 // that cannot open the feed says so and falls back to refreshing the list.
 async function liveListChecks (browser) {
-  const L = await newPage(browser, 'Lea', '#1971c2', { width: 1280, height: 800 })
-  const M = await newPage(browser, 'Max', '#c2255c', { width: 360, height: 740 })
+  const [L, M] = await signedInPair(browser, ['Lea', '#1971c2'], ['Max', '#c2255c'])
   const l = L.page
   const m = M.page
-  await signIn(l)
-  await signIn(m)
   for (const p of [l, m]) await p.waitForFunction(() => window.coscribe.live(), null, { timeout: T, polling: 50 })
   ok('both pages follow the change feed')
   assert(!(await m.locator('#live-state').isVisible()), 'a live list shows no "paused" notice')
@@ -731,7 +737,7 @@ async function liveListChecks (browser) {
 
   // A page whose change feed cannot be opened says so and refreshes the list on a timer.
   phase = 'bad-input'
-  const N = await newPage(browser, 'Nia', '#2b8a3e', { width: 1280, height: 800 })
+  const N = await newPage(browser, 'Nia', '#2b8a3e', WIDE)
   await N.context.route('**/api/events**', (route) => route.fulfill({
     status: 404, contentType: 'application/problem+json', body: JSON.stringify({ status: 404, detail: 'no change feed here' }),
   }))
@@ -752,12 +758,9 @@ async function liveListChecks (browser) {
 async function searchChecks (browser) {
   const trip = await rest('POST', '/notes', { title: 'Trip plans', text: 'Packing list.\n' + 'Another line of the list.\n'.repeat(60) })
   const html = await rest('POST', '/notes', { title: 'Markup <b>test</b>', text: 'Some <img src=x onerror="window.__xss=3"> periscope markup.' })
-  const S = await newPage(browser, 'Sue', '#1971c2', { width: 1280, height: 800 })
-  const U = await newPage(browser, 'Tom', '#c2255c', { width: 360, height: 740 })
+  const [S, U] = await signedInPair(browser, ['Sue', '#1971c2'], ['Tom', '#c2255c'])
   const s = S.page
   const t = U.page
-  await signIn(s)
-  await signIn(t)
   // Sue types a sentence at the end of a long note.
   await s.goto(`${BASE}/#/note/${trip.id}`)
   await s.locator('.cm-content').waitFor({ timeout: T })
@@ -827,7 +830,7 @@ async function searchChecks (browser) {
 // shows the note and what was typed, says it is not saved, and saves it once the server is back.
 async function offlineReloadChecks (browser, note, a) {
   const url = `${BASE}/#/note/${note.id}`
-  const G = await newPage(browser, 'Gil', '#808000', { width: 1280, height: 800 })
+  const G = await newPage(browser, 'Gil', '#808000', WIDE)
   const g = G.page
   await signIn(g)
   await g.goto(url)
@@ -861,7 +864,7 @@ async function offlineReloadChecks (browser, note, a) {
 // A damaged offline copy: a clear message, nothing sent to the server, a way on.
 async function corruptCopyChecks (browser) {
   const damaged = await rest('POST', '/notes', { title: 'Damaged copy', text: 'the server\'s text' })
-  const H = await newPage(browser, 'Hal', '#000075', { width: 1280, height: 800 })
+  const H = await newPage(browser, 'Hal', '#000075', WIDE)
   const h = H.page
   await signIn(h)
   await h.goto(`${BASE}/#/note/${damaged.id}`)
