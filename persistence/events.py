@@ -44,6 +44,9 @@ _RAISE = sa.text(
 )
 
 
+_INSERT = sa.insert(note_events)
+
+
 def _allocate(conn: sa.Connection, count: int) -> int:
     """Take ``count`` ids; returns the last (they are last-count+1 .. last)."""
     return int(conn.execute(_BUMP, {"name": EVENT_COUNTER, "count": count}).scalar_one())
@@ -94,7 +97,7 @@ def append_many(
         }
         for offset, (workspace_id, note_id, kind, data) in enumerate(events)
     ]
-    conn.execute(sa.insert(note_events), rows)
+    conn.execute(_INSERT, rows)
     webhooks.queue_deliveries(conn, rows, now=now)
     if conn.dialect.name == "postgresql":
         # A wake-up for the other instances' feeds, sent by PostgreSQL at commit (and not at

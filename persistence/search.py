@@ -167,6 +167,9 @@ _INDEX_ROW = (
     .where(note_search.c.note_id == sa.bindparam("note_id"))
     .with_for_update()
 )
+# Columns are set from the parameters' keys (SQLAlchemy compiles each set of keys once).
+_INSERT_ROW = sa.insert(note_search)
+_UPDATE_ROW = sa.update(note_search).where(note_search.c.id == sa.bindparam("row_id"))
 
 
 def index_note(
@@ -209,9 +212,9 @@ def index_note(
             "indexed_at": indexed_at,
         }
     if row is None:
-        conn.execute(sa.insert(note_search).values(note_id=note_id, **values))
+        conn.execute(_INSERT_ROW, {"note_id": note_id, **values})
     else:
-        conn.execute(sa.update(note_search).where(note_search.c.id == row.id).values(values))
+        conn.execute(_UPDATE_ROW, {"row_id": row.id, **values})
     return Indexed(
         note_id,
         workspace_id,

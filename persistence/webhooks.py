@@ -145,6 +145,13 @@ def delete(conn: sa.Connection, webhook_id: str) -> None:
 # --- deliveries ---------------------------------------------------------------------------------
 
 
+# Built once: every batch of "changed" events asks it.
+_ENABLED_HOOKS = sa.select(webhooks.c.id, webhooks.c.workspace_id, webhooks.c.max_attempts).where(
+    webhooks.c.workspace_id.in_(sa.bindparam("spaces", expanding=True)),
+    webhooks.c.enabled.is_(sa.true()),
+)
+
+
 def queue_deliveries(
     conn: sa.Connection, events: Iterable[Row], *, now: datetime | None = None
 ) -> list[Row]:
@@ -153,11 +160,7 @@ def queue_deliveries(
     spaces = sorted({event["workspace_id"] for event in events})
     if not spaces:
         return []
-    hooks = conn.execute(
-        sa.select(webhooks.c.id, webhooks.c.workspace_id, webhooks.c.max_attempts).where(
-            webhooks.c.workspace_id.in_(spaces), webhooks.c.enabled.is_(sa.true())
-        )
-    ).all()
+    hooks = conn.execute(_ENABLED_HOOKS, {"spaces": spaces}).all()
     if not hooks:
         return []
     now = as_now(now)
