@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .lib0 import MAX_CLOCK, Reader
@@ -107,6 +108,7 @@ def _invalid(message: str, limit: str = STRUCTURE) -> UpdateRefused:
 ROOT, PARENT, ORIGIN, NONE = 0, 1, 2, 3  # NONE: a GC range, known ids with no parent
 XML = -1  # details: a shared type that is an XML node (XmlElement, XmlHook, XmlText)
 _SCALARS = frozenset((127, 126, 121, 120))
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
 
 
@@ -128,6 +130,10 @@ class _Read:
         self.parent_ids = False  # any item naming a type's id as its parent
         self.types = False  # any item holding a shared type
         self.deletes = 0  # ranges in the delete set
+        # (client, clock) of the second UTF-16 unit of every surrogate pair in this update's
+        # strings, and every id where this update cuts an item in two (see DepthTracker).
+        self.pairs: list[tuple[int, int]] = []
+        self.cuts: list[tuple[int, int]] = []
         try:
             self._structs()
             self._delete_set()
@@ -177,7 +183,7 @@ class _Read:
     def _structs(self) -> None:
         r = self.r
         # Bound methods in locals: this loop runs once per struct of every update.
-        var_uint, byte, append = r.var_uint, r.byte, self.items.append
+        var_uint, byte, append, cut = r.var_uint, r.byte, self.items.append, self.cuts.append
         for _ in range(self.count(3, "client sections")):
             n = self.count(2, "structs")
             client = var_uint()
@@ -197,11 +203,15 @@ class _Read:
                     root = None
                     if info & 0xC0:  # an origin: the parent is the origin's
                         kind, dep_client, dep_clock = ORIGIN, var_uint(), var_uint()
+                        # Inserted after a left origin, before a right one: an item is cut
+                        # just after the first, at the second.
+                        cut((dep_client, dep_clock + 1 if info & 0x80 else dep_clock))
                         if info & 0xC0 == 0xC0:  # both: the left one gives the parent
                             right_client, right_clock = var_uint(), var_uint()
                             if right_clock >= ID_CLOCK_END:
                                 raise _invalid(f"an id at clock {right_clock}, past 32 bits", CLOCK)
                             self.rights.append((client, clock, right_client, right_clock))
+                            cut((right_client, right_clock))
                     else:
                         if var_uint() == 1:
                             root = self.string()
@@ -213,7 +223,7 @@ class _Read:
                             self.string()
                     if dep_clock >= ID_CLOCK_END:
                         raise _invalid(f"an id at clock {dep_clock}, past 32 bits", CLOCK)
-                    length = self._content(ref)
+                    length = self._content(ref, client, clock)
                     append((client, clock, length, kind, dep_client, dep_clock, ref == 7))
                     if self.details is not None:
                         keyed = kind != ORIGIN and bool(info & 0x20)
@@ -225,12 +235,22 @@ class _Read:
                 if clock > CLOCK_END:
                     raise _invalid(f"client {client}'s clock reaches {clock}, past 32 bits", CLOCK)
 
-    def _content(self, ref: int) -> int:
-        """Read one item's content; return its length in clock units."""
+    def _content(self, ref: int, client: int, clock: int) -> int:
+        """Read one item's content (the item at client:clock); return its length in clock
+        units."""
         r = self.r
         if ref == 4:  # string: its length counts UTF-16 code units, as in Yjs
             text = self.string()
-            return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+            if text.isascii():
+                return len(text)
+            length = len(text.encode("utf-16-le")) // 2
+            if length != len(text):  # characters past U+FFFF: two units each
+                # The k-th such character at index i starts at unit i + k.
+                self.pairs.extend(
+                    (client, clock + match.start() + k + 1)
+                    for k, match in enumerate(_ASTRAL.finditer(text))
+                )
+            return length
         if ref == 8:  # any
             n = self.count(1, "values")
             for _ in range(n):
@@ -323,11 +343,13 @@ class _Read:
     def _delete_set(self) -> None:
         r = self.r
         for _ in range(self.count(2, "delete set clients")):
-            r.var_uint()
+            client = r.var_uint()
             for _ in range(self.count(2, "delete ranges")):
                 self.deletes += 1
                 clock = r.var_uint()
                 end = clock + r.var_uint()
+                self.cuts.append((client, clock))
+                self.cuts.append((client, end))
                 if end > CLOCK_END:
                     raise _invalid(f"a deletion reaches clock {end}, past 32 bits", CLOCK)
 
@@ -375,6 +397,7 @@ class Checked:
     # Every struct continues its client exactly where the document ends, and nothing is
     # deleted: applied, the update is exactly what the document gains.
     fresh: bool = False
+    pairs: Sequence[tuple[int, int]] = ()  # see _Read.pairs
 
 
 def read_structs(update: bytes) -> _Read:
@@ -391,12 +414,22 @@ class DepthTracker:
     nesting. Items of a root's own children are not listed: a plain-text note's tracker
     holds one clock per client and nothing else. Build it with ``scan`` from a document's
     encoded state, then ``check`` each update before applying it and ``commit`` after.
+
+    It also knows where the document's strings hold a character past U+FFFF (two UTF-16
+    units, one clock each), to refuse an update that cuts one in two: a deletion, an origin
+    or an overlap that ends between its units. yrs then keeps a text whose encoding does not
+    match its clocks (a deleted half encodes one clock long or short), so the state it sends
+    to a joining client and stores in a snapshot differs from the one it answers sync with,
+    and peers diverge for good. Yjs replaces both halves with U+FFFD instead; editors never
+    put a cursor there.
     """
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
         self.ends: dict[int, int] = {}
         self.deep: dict[int, _Deep] = {}
+        # Per client, the clock of the second unit of each of its surrogate pairs.
+        self.pairs: dict[int, set[int]] = {}
 
     def __repr__(self) -> str:
         ranges = sum(len(d.starts) for d in self.deep.values())
@@ -432,6 +465,8 @@ class DepthTracker:
                 self.ends[client] = end
         for client, start, end, depth in checked.deep:
             self.deep.setdefault(client, _Deep()).add(start, end, depth)
+        for client, clock in checked.pairs:
+            self.pairs.setdefault(client, set()).add(clock)
 
     def resync(self, state_vector: dict[int, int]) -> None:
         """Take the document's own clocks, after pycrdt refused an update half-way: what it
@@ -458,12 +493,15 @@ class _Resolver:
         known = tracker.ends
         ends: dict[int, int] = {}
         fresh = not self.read.skips and not self.read.deletes
+        pairs = self.read.pairs
         # Clocks each client continues from, checked in order (strict: no gaps).
         for item in items:
             client, clock, length = item[0], item[1], item[2]
             have = ends.get(client, known.get(client, 0))
             if clock != have:
                 fresh = False
+                if pairs and clock < have < clock + length:
+                    self.read.cuts.append((client, have))  # yrs takes the part past have
             if clock > have:
                 if self.strict:
                     raise _invalid(
@@ -474,6 +512,8 @@ class _Resolver:
                 continue  # a gap in stored data: yrs keeps it pending
             if clock + length > have:
                 ends[client] = clock + length
+        if self.strict and self.read.cuts and (pairs or tracker.pairs):
+            self._whole_characters()
         if self.strict:
             for client, clock, dep_client, dep_clock in self.read.rights:
                 if dep_clock >= ends.get(dep_client, known.get(dep_client, 0)):
@@ -487,7 +527,7 @@ class _Resolver:
                         dep_client, known.get(dep_client, 0)
                     ):
                         self._missing(client, clock, dep_client, dep_clock)
-            return Checked(ends, deep, self.read.deletes, fresh)
+            return Checked(ends, deep, self.read.deletes, fresh, pairs)
         self.ends = ends
         self._index()
         for index, (client, clock, length, kind, *_rest) in enumerate(items):
@@ -499,7 +539,18 @@ class _Resolver:
             start = max(clock, known.get(client, 0))
             if depth > 0:
                 deep.append((client, start, clock + length, depth))
-        return Checked(ends, deep, self.read.deletes, fresh)
+        return Checked(ends, deep, self.read.deletes, fresh, pairs)
+
+    def _whole_characters(self) -> None:
+        """Refuse an update that cuts a surrogate pair in two (see DepthTracker)."""
+        known = self.tracker.pairs
+        new = set(self.read.pairs)
+        for client, clock in self.read.cuts:
+            if clock in known.get(client, ()) or (client, clock) in new:
+                raise _invalid(
+                    f"the update cuts the character at {client}:{clock - 1} in two (it is "
+                    f"past U+FFFF, two UTF-16 units: edits must keep it whole)"
+                )
 
     def _missing(self, client: int, clock: int, dep_client: int, dep_clock: int) -> None:
         raise _invalid(

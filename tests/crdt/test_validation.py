@@ -419,6 +419,103 @@ def test_missing_dependencies_are_refused_when_strict_and_kept_when_stored():
     assert refused(parent, strict=True).limit == DEPENDENCY
 
 
+# --- characters past U+FFFF ----------------------------------------------------------------------
+
+# "ab", U+1F600 (units 2 and 3), "cd", U+1F601 (units 6 and 7): client 1's clocks 0-7.
+ASTRAL = "ab\U0001f600cd\U0001f601"
+
+
+def astral_note() -> tuple[pycrdt.Doc, DepthTracker]:
+    doc = pycrdt.Doc(client_id=1)
+    doc.get("content", type=pycrdt.Text).insert(0, ASTRAL)
+    tracker = DepthTracker()
+    tracker.scan(doc.get_update())
+    return doc, tracker
+
+
+def test_pycrdt_keeps_a_text_it_cannot_encode_once_a_pair_is_cut():
+    """Why the check exists: after a deletion from the middle of a surrogate pair, yrs
+    encodes the text one clock longer than its own state vector says. A client joining later
+    gets that clock and takes the next real edit of its author for a duplicate."""
+    doc, _ = astral_note()
+    doc.apply_update(y.update([], deletes=[(1, [(3, 5)])]))
+    assert document.decode_state_vector(doc.get_state()) == {1: 8}
+    joined = pycrdt.Doc()
+    joined.apply_update(doc.get_update())
+    assert document.decode_state_vector(joined.get_state()) == {1: 9}
+
+
+@pytest.mark.parametrize(
+    "deletes",
+    [[(3, 1)], [(3, 5)], [(0, 3)], [(7, 1)], [(6, 1)], [(0, 1), (5, 2)]],
+    ids=[
+        "low half",
+        "low half to end",
+        "up to high half",
+        "last low half",
+        "last high half",
+        "second range",
+    ],
+)
+def test_a_deletion_that_cuts_a_pair_is_refused(deletes):
+    _, tracker = astral_note()
+    error = refused_by(tracker, y.update([], deletes=[(1, deletes)]))
+    assert error.limit == STRUCTURE and not error.too_big
+    assert "in two" in str(error)
+
+
+@pytest.mark.parametrize("deletes", [[(2, 2)], [(0, 8)], [(4, 2)], [(6, 2)], [(0, 2)]])
+def test_a_deletion_of_whole_characters_is_accepted(deletes):
+    doc, tracker = astral_note()
+    update = y.update([], deletes=[(1, deletes)])
+    tracker.commit(tracker.check(update))
+    doc.apply_update(update)
+    joined = pycrdt.Doc()
+    joined.apply_update(doc.get_update())
+    assert joined.get_state() == doc.get_state()
+
+
+@pytest.mark.parametrize(
+    "where",
+    [{"origin": (1, 2)}, {"right": (1, 3)}, {"origin": (1, 1), "right": (1, 3)}],
+    ids=["after the high half", "before the low half", "right origin inside"],
+)
+def test_an_insertion_between_the_halves_is_refused(where):
+    _, tracker = astral_note()
+    update = y.update([(2, 0, [y.item(y.STRING, y.string("x"), **where)])])
+    assert refused_by(tracker, update).limit == STRUCTURE
+
+
+def test_insertions_beside_whole_characters_are_accepted():
+    _, tracker = astral_note()
+    for client, where in enumerate(
+        [{"origin": (1, 3)}, {"right": (1, 2)}, {"origin": (1, 1), "right": (1, 2)}], start=2
+    ):
+        tracker.check(y.update([(client, 0, [y.item(y.STRING, y.string("x"), **where)])]))
+
+
+def test_an_update_cutting_a_pair_of_its_own_or_repeating_one_in_part_is_refused():
+    own = y.update(
+        [(5, 0, [y.item(y.STRING, y.string("\U0001f600"), root="content")])],
+        deletes=[(5, [(1, 1)])],
+    )
+    assert refused(own, strict=True).limit == STRUCTURE
+    # The note has client 1's clocks 0-2 (a, b and a high half it cannot have: the stored
+    # text ends whole). Another text at clocks 0-3 would be taken from clock 3 on: a cut.
+    _, tracker = astral_note()
+    tracker.ends[1] = 3
+    overlap = y.update([(1, 0, [y.item(y.STRING, y.string("xy\U0001f600"), root="content")])])
+    assert refused_by(tracker, overlap).limit == STRUCTURE
+
+
+def test_stored_content_with_a_cut_pair_still_loads():
+    doc, _ = astral_note()
+    tracker = DepthTracker()
+    tracker.scan(doc.get_update())
+    tracker.scan(y.update([], deletes=[(1, [(3, 1)])]))  # lenient: stored notes load
+    assert tracker.pairs == {1: {3, 7}}
+
+
 # --- counts and lengths ------------------------------------------------------------------------
 
 

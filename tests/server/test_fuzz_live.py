@@ -499,6 +499,10 @@ async def _ws_example(session: Session, frames: list[bytes | str]) -> None:
     )
     assert picture(bystander.doc) == picture(model.live), describe(frames)
     assert is_subsequence(session.markers, str(bystander.text))
+    # The room's own doc, too: what it broadcast is not always all it holds.
+    async with httpx.AsyncClient(base_url=session.server.url, timeout=10) as http:
+        room = await http.get(f"/api/notes/{NOTE}/snapshot")
+    assert picture(fresh(room.content)) == picture(model.live), describe(frames)
 
 
 def assert_note_is(server: LiveServer, reference: pycrdt.Doc, markers: list[str]) -> None:
@@ -598,6 +602,41 @@ def test_an_update_past_its_clients_clock_is_refused(live, loop):
     restart(live)
     stored = httpx.get(f"{live.url}/api/notes/{note}/content").json()["content"]
     assert shown == broadcast == stored == {"content": "after"}, (shown, broadcast, stored)
+
+
+def test_an_update_cutting_a_character_in_two_is_refused(live, loop):
+    """What the websocket fuzzing found twice: a deletion that ends between the two UTF-16
+    units of a character past U+FFFF. pycrdt applies it and then encodes the note one clock
+    off its own state vector, so a client joining later, a snapshot and the log disagree.
+    The checks refuse it: the sender is closed with 1007, and what the room answers sync
+    with, what it sends a new client and what it stored are the same document."""
+    peer = pycrdt.Doc(client_id=4343)
+    peer.get("content", type=pycrdt.Text).insert(0, "ab\U0001f600cd")  # units 2, 3: one char
+    note = "cut-character"
+    # Delete clocks 3 to 5: from the second unit of the character to the end.
+    cut = protocol.sync_update(b"\x00\x01" + write_var_uint(4343) + b"\x01\x03\x03")
+
+    async def send_cut() -> tuple[int | None, dict[int, int], dict[int, int]]:
+        writer = await connected(live, None, note)
+        await writer.send(protocol.sync_update(peer.get_update()))
+        sender = await connected(live, None, note)
+        await eventually(lambda: str(sender.text) == "ab\U0001f600cd")
+        await sender.send(cut)
+        code = await sender.wait_closed()
+        await writer.close()
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            answered = await http.get(f"/api/notes/{note}/state-vector")
+            snapshot = await http.get(f"/api/notes/{note}/snapshot")
+        sent = vector(fresh(snapshot.content))
+        return code, document.decode_state_vector(answered.content), sent
+
+    code, answered, sent = loop.run_until_complete(send_cut())
+    assert code == closecodes.INVALID_PAYLOAD
+    assert answered == sent == {4343: 6}
+    restart(live)
+    stored = httpx.get(f"{live.url}/api/notes/{note}/content").json()["content"]
+    assert stored == {"content": "ab\U0001f600cd"}
+    assert_no_traceback(live)
 
 
 # --- REST fuzzing ----------------------------------------------------------------------------
