@@ -34,8 +34,10 @@ Dependencies. yrs integrates an item whose clock lies past what the document has
 client (instead of keeping it pending, as Yjs does): the client's clock jumps, and that
 client's real edits are then dropped as duplicates. In ``strict`` mode (foreign updates
 applied to a live document) an update must therefore continue each client's clock without a
-gap, and every item's origins and parent must be in the document or in the update. Stored
-notes are read in lenient mode: a gap or a missing dependency is skipped over, not refused.
+gap, every item's origins and parent must be in the document or in the update, and so must
+every item it deletes (a deletion of items yrs does not have waits in memory only, see
+_Resolver.run). Stored notes are read in lenient mode: a gap or a missing dependency is
+skipped over, not refused.
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ class _Read:
         self.parent_ids = False  # any item naming a type's id as its parent
         self.types = False  # any item holding a shared type
         self.deletes = 0  # ranges in the delete set
+        self.deleted: list[tuple[int, int, int]] = []  # ... as (client, clock, end)
         # (client, clock) of the second UTF-16 unit of every surrogate pair in this update's
         # strings, and every id where this update cuts an item in two (see DepthTracker).
         self.pairs: list[tuple[int, int]] = []
@@ -348,6 +351,7 @@ class _Read:
                 self.deletes += 1
                 clock = r.var_uint()
                 end = clock + r.var_uint()
+                self.deleted.append((client, clock, end))
                 self.cuts.append((client, clock))
                 self.cuts.append((client, end))
                 if end > CLOCK_END:
@@ -518,6 +522,18 @@ class _Resolver:
             for client, clock, dep_client, dep_clock in self.read.rights:
                 if dep_clock >= ends.get(dep_client, known.get(dep_client, 0)):
                     self._missing(client, clock, dep_client, dep_clock)
+            for client, clock, end in self.read.deleted:
+                # yrs keeps such a deletion pending, in memory only: no transaction stores or
+                # broadcasts it, nor does the doc's encoding carry it, yet it deletes the items
+                # when they come. A client only deletes what it has, and its sync sends that.
+                have = ends.get(client, known.get(client, 0))
+                if end > have:
+                    raise _invalid(
+                        f"the update deletes {client}:{clock}..{end - 1}, but the document has "
+                        f"that client's clocks only up to {have} (send the missing updates "
+                        f"first)",
+                        DEPENDENCY,
+                    )
         deep: list[tuple[int, int, int, int]] = []
         if not self.read.parent_ids and not self.read.types and not tracker.deep:
             # Fast path (plain text, flat maps and arrays): everything sits in a root.

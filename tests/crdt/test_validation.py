@@ -419,6 +419,28 @@ def test_missing_dependencies_are_refused_when_strict_and_kept_when_stored():
     assert refused(parent, strict=True).limit == DEPENDENCY
 
 
+def test_deleting_items_the_document_lacks_is_refused_when_strict_and_kept_when_stored():
+    """yrs keeps such a deletion pending, in memory only: the doc's encoding does not carry
+    it, no transaction stores or broadcasts it, and it deletes the items when they arrive.
+    A room would then hold what neither its log nor its peers hold."""
+    doc = pycrdt.Doc(client_id=CLIENT)
+    doc.get("content", type=pycrdt.Text).insert(0, "abc")  # clocks 0-2
+    tracker = DepthTracker()
+    tracker.scan(doc.get_update())
+    for ranges in ([(2, 2)], [(3, 1)], [(0, 1), (5, 1)]):
+        error = refused_by(tracker, y.update([], deletes=[(CLIENT, ranges)]))
+        assert error.limit == DEPENDENCY and "deletes" in str(error)
+    assert refused_by(tracker, y.update([], deletes=[(99, [(0, 1)])])).limit == DEPENDENCY
+    tracker.check(y.update([], deletes=[(CLIENT, [(0, 3)])]))
+    check(y.update([], deletes=[(99, [(0, 1)])]), strict=False)
+    # Items of the update itself may be deleted by it.
+    more = y.update(
+        [(CLIENT, 3, [y.item(y.STRING, y.string("de"), origin=(CLIENT, 2))])],
+        deletes=[(CLIENT, [(2, 3)])],
+    )
+    tracker.check(more)
+
+
 # --- characters past U+FFFF ----------------------------------------------------------------------
 
 # "ab", U+1F600 (units 2 and 3), "cd", U+1F601 (units 6 and 7): client 1's clocks 0-7.
