@@ -53,16 +53,20 @@ function showProblem (title, detail, actions = []) {
   showView('problem')
 }
 
-function notice (text) {
+// A notice stays until the note is opened again, except one about reaching the server
+// (`untilSynced`), which the next sync clears: the version or search notices of a page
+// opened at a link must survive its first sync, which may come after them.
+function notice (text, { untilSynced = false } = {}) {
   const banner = byId('note-banner')
   banner.textContent = text
+  banner.dataset.untilSynced = String(untilSynced)
   banner.hidden = false
 }
 
 function alertProblem (what, err) {
   if (err.status === 401 || ctx.session.state.refused) return // the access panel says it all
   const text = err.status === 0 ? `${what}: the server cannot be reached. Try again when it is back.` : `${what}: ${err.message}`
-  if (!byId('note').hidden) notice(text)
+  if (!byId('note').hidden) notice(text, { untilSynced: err.status === 0 })
   else {
     byId('list-error').textContent = text
     byId('list-error').hidden = false

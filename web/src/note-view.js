@@ -171,7 +171,8 @@ export function createNoteView (ctx) {
     const first = !n.synced
     n.synced = true
     show(n)
-    byId('note-banner').hidden = true
+    const banner = byId('note-banner')
+    if (banner.dataset.untilSynced === 'true') banner.hidden = true
     if (first && !n.meta) {
       // Opened from the browser's copy while the server was down: now it answers.
       try {
