@@ -42,6 +42,7 @@ skipped over, not refused.
 
 from __future__ import annotations
 
+import itertools
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -131,10 +132,10 @@ class _Read:
         self.rights: list[tuple[int, int, int, int]] = []
         self.parent_ids = False  # any item naming a type's id as its parent
         self.types = False  # any item holding a shared type
-        self.deletes = 0  # ranges in the delete set
-        self.deleted: list[tuple[int, int, int]] = []  # ... as (client, clock, end)
+        self.deleted: list[tuple[int, int, int]] = []  # the delete set: (client, clock, end)
         # (client, clock) of the second UTF-16 unit of every surrogate pair in this update's
-        # strings, and every id where this update cuts an item in two (see DepthTracker).
+        # strings, and every id where its items cut another in two (see DepthTracker; the
+        # ends of the deleted ranges are cuts too).
         self.pairs: list[tuple[int, int]] = []
         self.cuts: list[tuple[int, int]] = []
         try:
@@ -348,12 +349,9 @@ class _Read:
         for _ in range(self.count(2, "delete set clients")):
             client = r.var_uint()
             for _ in range(self.count(2, "delete ranges")):
-                self.deletes += 1
                 clock = r.var_uint()
                 end = clock + r.var_uint()
                 self.deleted.append((client, clock, end))
-                self.cuts.append((client, clock))
-                self.cuts.append((client, end))
                 if end > CLOCK_END:
                     raise _invalid(f"a deletion reaches clock {end}, past 32 bits", CLOCK)
 
@@ -496,7 +494,7 @@ class _Resolver:
         tracker, items = self.tracker, self.read.items
         known = tracker.ends
         ends: dict[int, int] = {}
-        fresh = not self.read.skips and not self.read.deletes
+        fresh = not self.read.skips and not self.read.deleted
         pairs = self.read.pairs
         # Clocks each client continues from, checked in order (strict: no gaps).
         for item in items:
@@ -516,7 +514,7 @@ class _Resolver:
                 continue  # a gap in stored data: yrs keeps it pending
             if clock + length > have:
                 ends[client] = clock + length
-        if self.strict and self.read.cuts and (pairs or tracker.pairs):
+        if self.strict and (self.read.cuts or self.read.deleted) and (pairs or tracker.pairs):
             self._whole_characters()
         if self.strict:
             for client, clock, dep_client, dep_clock in self.read.rights:
@@ -543,7 +541,7 @@ class _Resolver:
                         dep_client, known.get(dep_client, 0)
                     ):
                         self._missing(client, clock, dep_client, dep_clock)
-            return Checked(ends, deep, self.read.deletes, fresh, pairs)
+            return Checked(ends, deep, len(self.read.deleted), fresh, pairs)
         self.ends = ends
         self._index()
         for index, (client, clock, length, kind, *_rest) in enumerate(items):
@@ -555,13 +553,14 @@ class _Resolver:
             start = max(clock, known.get(client, 0))
             if depth > 0:
                 deep.append((client, start, clock + length, depth))
-        return Checked(ends, deep, self.read.deletes, fresh, pairs)
+        return Checked(ends, deep, len(self.read.deleted), fresh, pairs)
 
     def _whole_characters(self) -> None:
         """Refuse an update that cuts a surrogate pair in two (see DepthTracker)."""
         known = self.tracker.pairs
         new = set(self.read.pairs)
-        for client, clock in self.read.cuts:
+        ends = ((client, at) for client, clock, end in self.read.deleted for at in (clock, end))
+        for client, clock in itertools.chain(self.read.cuts, ends):
             if clock in known.get(client, ()) or (client, clock) in new:
                 raise _invalid(
                     f"the update cuts the character at {client}:{clock - 1} in two (it is "
