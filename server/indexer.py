@@ -2,9 +2,12 @@
 
 It hears of a note when the persister has stored some of its updates (``noted``, called on the
 loop once per flushed note, never per keystroke or on the broadcast path) and handles the note
-``search_index_delay_ms`` later: updates stored meanwhile ride along, so a typist costs a few
-index writes and "changed" events per second, not one per keystroke, and the index lags an edit
-by about that delay. Handling a batch of notes: render each one's body (the root Y.Text
+once they pause for ``search_index_delay_ms``, or ``search_index_max_delay_ms`` after the first
+of them when they do not: updates stored meanwhile ride along. A note typed into without a
+pause costs an index write and a "changed" event every couple of seconds, not one per keystroke
+or per flush: rendering, diffing and re-indexing a whole body is the indexer's cost, and it
+grows with the note, not with the edit. The index lags a finished edit by about the delay.
+Handling a batch of notes: render each one's body (the root Y.Text
 ``content``) from its live room, or from storage when its room is gone, then in one
 transaction, off the loop, write the index rows and one "changed" event per note whose body or
 version moved, with the text change as a patch (crdt/text.py's diff against the body indexed
@@ -70,6 +73,7 @@ class Indexer:
         self.rooms = rooms
         self.on_events = on_events
         self.delay_s = settings.search_index_delay_ms / 1000
+        self.max_delay_s = max(self.delay_s, settings.search_index_max_delay_ms / 1000)
         self.stats = Stats()
         self._due: dict[str, float] = {}  # note id -> monotonic time it is handled at
         self._since: dict[str, float] = {}  # note id -> when it was first noted
@@ -81,13 +85,20 @@ class Indexer:
     # --- the persister's hook (on the loop, once per stored note) ----------------------------
 
     def noted(self, note_id: str) -> None:
-        """The note's updates were stored: index it within the delay (once, however many
-        flushes come before then)."""
-        if note_id in self._due:
-            return
+        """The note's updates were stored: index it once they pause for the delay, and no later
+        than the maximum delay after the first one not indexed yet (once, however many flushes
+        come before then)."""
         now = time.monotonic()
-        self._due[note_id] = now + self.delay_s
-        self._since.setdefault(note_id, now)
+        since = self._since.setdefault(note_id, now)
+        at = min(now + self.delay_s, since + self.max_delay_s)
+        due = self._due.get(note_id)
+        if due is not None:
+            # Later only: a retry after a failure keeps its own, later time. The loop need not
+            # wake: it finds the new time when it wakes for the old one.
+            if at > due:
+                self._due[note_id] = at
+            return
+        self._due[note_id] = at
         self._idle.clear()
         self._wake.set()
 
@@ -153,6 +164,8 @@ class Indexer:
             return search.stale_notes(conn, CATCHUP_BATCH)
 
     async def _handle(self, note_ids: list[str]) -> int:
+        # Taken now: edits stored while this batch is written wait from their own time.
+        since = {n: self._since.pop(n) for n in note_ids if n in self._since}
         # Bodies of live rooms are rendered here, on the loop (a string copy out of pycrdt);
         # the others are loaded from storage on the worker thread.
         bodies: dict[str, tuple[str, str] | None] = {}
@@ -171,14 +184,15 @@ class Indexer:
             self._failures.failed(exc)
             retry = time.monotonic() + RETRY_S
             for note_id in note_ids:
-                self._due.setdefault(note_id, retry)
+                self._due[note_id] = max(self._due.get(note_id, retry), retry)
+                if note_id in since:
+                    first = min(since[note_id], self._since.get(note_id, since[note_id]))
+                    self._since[note_id] = first
             return 0
         self._failures.succeeded()
         now = time.monotonic()
-        for note_id in note_ids:
-            since = self._since.pop(note_id, None)
-            if since is not None:
-                self.stats.last_lag_s = now - since
+        for first in since.values():
+            self.stats.last_lag_s = now - first
         self.stats.batches += 1
         self.stats.indexed += len(note_ids)
         self.stats.events += written

@@ -318,11 +318,17 @@ class Settings:
     )
     search_index_delay_ms: int = setting(
         500,
-        "A stored edit reaches the search index and the change feed this long after it (edits "
-        "stored meanwhile ride along: a note is indexed, and its 'changed' event sent, at most "
-        "about once per delay).",
+        "A note is indexed, and its 'changed' event sent, this long after its stored edits "
+        "pause (edits stored meanwhile ride along and start the wait again).",
         minimum=10,
         maximum=60_000,
+    )
+    search_index_max_delay_ms: int = setting(
+        2000,
+        "A note edited without a pause is still indexed, and its 'changed' event sent, this "
+        "long after the first edit not indexed yet (at least the delay above).",
+        minimum=10,
+        maximum=600_000,
     )
     search_max_indexed_chars: int = setting(
         200_000,

@@ -56,7 +56,8 @@ def register(api: Api) -> None:
         response=page_model(SearchHit),
         errors=(422,),
         description="Full-text search of titles and bodies, best match first. The index "
-        "follows edits within about COSCRIBE_SEARCH_INDEX_DELAY_MS. Deleted notes are never "
+        "follows edits about COSCRIBE_SEARCH_INDEX_DELAY_MS after they pause, and within "
+        "COSCRIBE_SEARCH_INDEX_MAX_DELAY_MS while they go on. Deleted notes are never "
         "found. 422 for an empty query, one over 1000 characters or 32 words, or one with no "
         "word in it.",
     )

@@ -1,5 +1,5 @@
 """GET /api/events on real servers: every kind of event in order, patches that rebuild the
-text, a typist debounced to a few events a second, Last-Event-ID across a restart and across
+text, a typist's events held to one per maximum index delay while typing and one after, Last-Event-ID across a restart and across
 two instances sharing PostgreSQL, and the answers to ids that cannot be resumed from."""
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ from tests.live_server import LiveServer, run_cli
 from tests.sse import apply_patch, open_stream
 from tests.yclient import YClient
 
-FAST = {"COSCRIBE_SEARCH_INDEX_DELAY_MS": "300", "COSCRIBE_FEED_POLL_MS": "100"}
+FAST = {
+    "COSCRIBE_SEARCH_INDEX_DELAY_MS": "300",
+    "COSCRIBE_SEARCH_INDEX_MAX_DELAY_MS": "1000",
+    "COSCRIBE_FEED_POLL_MS": "100",
+}
 
 
 @pytest.fixture
@@ -65,28 +69,38 @@ async def test_every_kind_of_event_in_order_with_patches(tmp_path, sqlite_env):
             assert kinds == [e["event"] for e in feed.events]
 
 
-async def test_a_typist_makes_a_few_events_per_second(tmp_path, sqlite_env):
+async def test_a_typist_makes_an_event_per_maximum_delay_and_one_after(tmp_path, sqlite_env):
     with LiveServer(sqlite_env, tmp_path) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
             await http.post("/api/notes", json={"id": "typed"})
             async with open_stream(http, text="diff") as feed:
                 typist = await YClient(server.url, "typed").connect()
                 await asyncio.wait_for(typist.synced.wait(), 10)
-                sentence = "the quick brown fox jumps over the lazy dog " * 2
-                started = asyncio.get_running_loop().time()
-                for char in sentence:  # about 50 keystrokes a second
-                    typist.text.insert(len(typist.text), char)
-                    await asyncio.sleep(0.02)
-                typed_for = asyncio.get_running_loop().time() - started
+                sentence = "the quick brown fox jumps over the lazy dog " * 4
+                loop = asyncio.get_running_loop()
+
+                async def type_it() -> float:
+                    for char in sentence:  # about 50 keystrokes a second, never 0.3 s apart
+                        typist.text.insert(len(typist.text), char)
+                        await asyncio.sleep(0.02)
+                    return loop.time()
+
+                started = loop.time()
+                typing = asyncio.create_task(type_it())
                 changes, text = [], ""
                 while text != sentence:
-                    event = await feed.until("changed")
-                    changes.append(event)
+                    event = await feed.until("changed", 15)
+                    changes.append((loop.time(), event))
                     text = apply_patch(text, event["data"]["patch"])
+                stopped = await typing
                 await typist.close()
-            # One event per index delay (0.3 s) at most, not one per keystroke.
-            assert len(changes) <= typed_for / 0.3 + 2, (len(changes), len(sentence))
-            assert len(sentence) > 5 * len(changes)
+            typed_for = stopped - started
+            assert typed_for > 2.5, typed_for
+            # The edits never paused for the delay (0.3 s), yet the feed followed them while
+            # they went on: at most one event per maximum delay (1 s), not one per keystroke.
+            during = [at for at, _ in changes if at < stopped]
+            assert during, [at - started for at, _ in changes]
+            assert len(changes) <= typed_for / 1.0 + 2, (len(changes), typed_for)
 
 
 async def test_bad_and_unresumable_event_ids(tmp_path, sqlite_env):
