@@ -1,6 +1,7 @@
 """GET /api/events on real servers: every kind of event in order, patches that rebuild the
-text, a typist's events held to one per maximum index delay while typing and one after, Last-Event-ID across a restart and across
-two instances sharing PostgreSQL, and the answers to ids that cannot be resumed from."""
+text, a typist's events held to one per maximum index delay while typing, Last-Event-ID across
+a restart and across two instances sharing PostgreSQL, and the answers to ids that cannot be
+resumed from."""
 
 from __future__ import annotations
 
