@@ -220,6 +220,10 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         if message["type"] == "websocket.accept":
             # The handshake's request and response (two header maps, about 3 kB) are only
             # read until the response is sent; the scope keeps the headers the app reads.
+            # websockets' parser still holds the request (a local of its generator, for the
+            # socket's life): its headers, some 30 objects, are emptied here.
+            if self.request is not None:
+                self.request.headers.clear()
             self.request = self.response = None  # type: ignore[assignment]
         elif message["type"] == "websocket.close" and self._held:
             self._feed()  # the peer's closing reply may be among the bytes held
