@@ -215,20 +215,18 @@ class Indexer:
                     found = _load(conn, note_id, limits)
                     if found is not None:
                         loaded[note_id] = found
+        batch: list[tuple[str, str, int | None]] = []
+        vectors: dict[str, str] = {}
+        for note_id, live in bodies.items():
+            if live is not None:
+                body, vectors[note_id] = live
+                batch.append((note_id, body, None))
+            elif note_id in loaded:
+                batch.append((note_id, *loaded[note_id]))
         with self.db.begin() as conn:
             changes = []
-            for note_id, live in bodies.items():
-                vector: str | None = None
-                version: int | None = None
-                if live is not None:
-                    body, vector = live
-                elif note_id in loaded:
-                    body, version = loaded[note_id]
-                else:
-                    continue
-                result = search.index_note(
-                    conn, note_id, body, max_chars=max_chars, version=version
-                )
+            results = search.index_notes(conn, batch, max_chars=max_chars)
+            for (note_id, body, _), result in zip(batch, results, strict=True):
                 if result is None or result.deleted:
                     continue
                 # A first indexing of an empty note is no change; after that, a new body or
@@ -237,7 +235,7 @@ class Indexer:
                 before = result.previous_version
                 if same_body and (before is None or result.version == before):
                     continue
-                data = _changed(result, body, vector)
+                data = _changed(result, body, vectors.get(note_id))
                 changes.append((result.workspace_id, note_id, "changed", data))
             # Last in the transaction: the event counter's row lock is held until commit.
             events.append_many(conn, changes)

@@ -196,6 +196,42 @@ def test_reindex_survives_compaction_and_follows_edits(db):
     assert found(db, "zebra") == ["n"]
 
 
+def test_many_notes_are_indexed_in_one_call_as_one_at_a_time(db, monkeypatch):
+    monkeypatch.setattr(search, "_CHUNK", 2)  # three chunks of ids for five notes
+    with db.begin() as conn:
+        add_workspace(conn, "ws")
+        for i in range(4):
+            notes.create_note(conn, workspace_id="ws", note_id=f"n{i}", title=f"Title{i}")
+        first = search.index_notes(
+            conn,
+            [("n3", "delta", 7), ("n0", "alpha", None), ("gone", "x", 1), ("n1", "beta", 2)],
+        )
+    assert [r and (r.note_id, r.version, r.previous, r.changed) for r in first] == [
+        ("n3", 7, None, True),
+        ("n0", 0, None, True),  # the note's own last_seq by default
+        None,  # no such note
+        ("n1", 2, None, True),
+    ]
+    assert found(db, "delta") == ["n3"] and found(db, "title1") == ["n1"]
+    with db.begin() as conn:
+        second = search.index_notes(
+            conn, [("n0", "alpha", 3), ("n1", "beta gamma", 4), ("n2", "epsilon", 5)]
+        )
+        with pytest.raises(InvalidError, match="once"):
+            search.index_notes(conn, [("n0", "a", 1), ("n0", "b", 2)])
+    # Same body: only the version moves; a new body replaces the words; a new row.
+    assert [(r.version, r.previous, r.previous_version, r.changed) for r in second] == [
+        (3, "alpha", 0, False),
+        (4, "beta", 2, True),
+        (5, None, None, True),
+    ]
+    assert found(db, "gamma") == ["n1"] and found(db, "epsilon") == ["n2"]
+    assert found(db, "alpha") == ["n0"] and found(db, "beta") == ["n1"]
+    with db.read() as conn:
+        rows = dict(conn.execute(sa.select(note_search.c.note_id, note_search.c.version)).all())
+    assert rows == {"n0": 3, "n1": 4, "n2": 5, "n3": 7}
+
+
 def test_the_index_row_goes_with_a_purged_note(db):
     with db.begin() as conn:
         add_workspace(conn, "ws")
