@@ -36,6 +36,10 @@ log = logging.getLogger("coscribe.ws")
 EXTENSION = "coscribe.transport"
 # How much of one socket read is parsed at a time: a slice holds at most 585 minimal frames.
 INBOUND_SLICE = 4096
+# Messages one socket hands its listener in a turn of the loop, while more of its bytes wait:
+# after that the rest waits for the next turn, so a burst of one client's frames does not hold
+# up the others (a turn may finish the slice it started: a few hundred tiny frames at most).
+FRAMES_PER_TURN = 16
 # The first byte of a pong as a server sends it: FIN and the opcode.
 PONG = bytes([0x80 | Opcode.PONG])
 
@@ -73,6 +77,13 @@ class Output(Protocol):
         """Whether messages from the client wait already (unknown: True)."""
         ...
 
+    def listen(self, handler: Callable[[bytes], None]) -> bool:
+        """Hand binary messages to ``handler`` as they are parsed instead of through the
+        app's receive(), whenever nothing waits there before them (order is kept); text
+        frames and the end of the socket still come through receive(). False if this output
+        cannot."""
+        ...
+
     def abort(self) -> None:
         """Drop the connection and whatever it still buffers (it stopped reading)."""
         ...
@@ -104,6 +115,10 @@ class TransportOutput:
     def inbound(self) -> bool:
         """The client's next messages are read already (a burst): let others go first."""
         return self._protocol.waiting()
+
+    def listen(self, handler: Callable[[bytes], None]) -> bool:
+        self._protocol.listen(handler)
+        return True
 
     def abort(self) -> None:
         self._protocol.transport.abort()
@@ -140,6 +155,17 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         self.writable = Flag(True)  # type: ignore[assignment]
         self._held = b""  # bytes read but not parsed yet (data_received)
         self._held_at = 0
+        # The app's handler of binary messages (listen), and how many it had this turn.
+        self._listener: Callable[[bytes], None] | None = None
+        self._heard = 0
+        self._later = False  # a _feed is scheduled for the next turn
+
+    def listen(self, handler: Callable[[bytes], None]) -> None:
+        """Binary messages go to ``handler`` from now on, called from data_received: no
+        queue, no task switch and no ASGI message per frame. Those queued already, and any
+        behind a message queued for the app's task (a text frame), still go through
+        receive(), in order; so do text frames and the disconnect."""
+        self._listener = handler
 
     def data_received(self, data: bytes) -> None:
         # One read of the socket can hold 256 KiB of frames, and websockets parses a read
@@ -155,10 +181,16 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def _feed(self) -> None:
         held = self._held
+        self._heard = 0
         # After the close frame, messages are discarded, not queued: read on for the reply.
         while self._held_at < len(held) and (self.queue.empty() or self.close_sent):
             if self.transport.is_closing():
                 held = b""  # a protocol error closed it: the rest is not read
+                break
+            if self._heard >= FRAMES_PER_TURN:
+                if not self._later:
+                    self._later = True
+                    self.loop.call_soon(self._feed_later)
                 break
             start = self._held_at
             self._held_at = start + INBOUND_SLICE
@@ -166,9 +198,29 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         if self._held_at >= len(held):
             self._held, self._held_at = b"", 0
         elif not self.read_paused:
-            # Not paused by a message (the app has yet to take the connect event).
+            # Not paused by a message (the app has yet to take the connect event), or its
+            # listener had its share of this turn.
             self.read_paused = True
             self.transport.pause_reading()
+
+    def _feed_later(self) -> None:
+        self._later = False
+        if not self.transport.is_closing():
+            self._feed()
+            self._resume_when_taken()
+
+    def _resume_when_taken(self) -> None:
+        """Read again once nothing read waits for the app (and the peer reads what it is
+        sent: handle_ping)."""
+        if (
+            self.read_paused
+            and self.queue.empty()
+            and not self._held
+            and not self.close_sent
+            and self.writable.is_set()
+        ):
+            self.read_paused = False
+            self.transport.resume_reading()
 
     def send_receive_event_to_app(self) -> None:
         # uvicorn pauses reading after every message until the app takes it: two epoll_ctl
@@ -180,7 +232,13 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             return
         data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
         self.frames = []
-        self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
+        # Straight to the listener, unless a message waits for the app's task (a text frame):
+        # what follows it waits behind it, in order.
+        if self._listener is not None and self.queue.empty():
+            self._heard += 1
+            self._listener(data)
+        else:
+            self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
 
     def waiting(self) -> bool:
         """Messages parsed and not yet taken by the app."""
@@ -189,10 +247,14 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     async def receive(self) -> Any:
         message = await self.queue.get()
         if self.queue.empty():
-            self._feed()
-            if self.read_paused and self.queue.empty() and not self._held:
-                self.read_paused = False
-                self.transport.resume_reading()
+            if self._listener is None:
+                self._feed()
+                self._resume_when_taken()
+            elif not self._later:
+                # Not now: the listener would hear the next frames before the app has
+                # handled this one. The app handles it before it awaits again.
+                self._later = True
+                self.loop.call_soon(self._feed_later)
         return message
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -258,9 +320,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         super().resume_writing()
         # Reading paused above resumes once the peer reads; reading paused by uvicorn for
         # messages the app has not taken yet resumes when it takes them (receive()).
-        if self.read_paused and self.queue.empty() and not self._held and not self.close_sent:
-            self.read_paused = False
-            self.transport.resume_reading()
+        self._resume_when_taken()
 
 
 def _peer(client: tuple[str, int] | None) -> str:
@@ -294,6 +354,9 @@ class QueuedOutput:
 
     def inbound(self) -> bool:
         return True
+
+    def listen(self, handler: Callable[[bytes], None]) -> bool:
+        return False  # messages come through ASGI's receive
 
     def abort(self) -> None:
         self._queue.clear()

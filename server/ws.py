@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from urllib.parse import urlsplit
 
@@ -24,7 +25,7 @@ from .admission import admission, admit_live
 from .auth import Principal, Refused, socket_token
 from .connection import Connection
 from .health import STORAGE_ERRORS
-from .output import EXTENSION, Output, QueuedOutput
+from .output import EXTENSION, FRAMES_PER_TURN, Output, QueuedOutput
 from .rate import Rate
 from .registry import NoteUnavailable
 from .room import NoteFull
@@ -34,8 +35,6 @@ from .settings import Settings
 log = logging.getLogger("coscribe.ws")
 
 CLOSE_WAIT_S = 5
-# Frames one socket handles before letting the others run, while more of its frames wait.
-FRAMES_PER_TURN = 16
 
 
 def origin_allowed(websocket: WebSocket, allowed: frozenset[str]) -> bool:
@@ -157,6 +156,52 @@ async def _session(
 
     rate = Rate(settings.max_updates_per_s, settings.update_burst)
     traffic = registry.traffic
+
+    def handle(frame: bytes) -> bool:
+        """One binary message for the room; False once the connection is closing."""
+        if connection.close_code is not None:
+            return False  # closing: what the client sent after the refusal is not read
+        try:
+            decoded = protocol.decode(frame)
+            traffic.received(type(decoded).__name__, len(frame))
+            # Every message counts, not only those that cost the room work: a step 1 is
+            # answered with the whole document, and a flood of ignored messages (unknown
+            # types) still holds the event loop and this socket's reader.
+            if not rate.take():
+                log.warning("%r: over %d messages/s, closing", connection, rate.rate)
+                connection.abort(closecodes.POLICY, "too many messages per second")
+                return False
+            room.receive(connection, decoded)
+        except UpdateRefused as exc:
+            # Refused before pycrdt read it: nothing applied, stored or broadcast.
+            code = closecodes.TOO_BIG if exc.too_big else closecodes.INVALID_PAYLOAD
+            log.warning("%r: update refused (%s: %s), closing", connection, exc.limit, exc)
+            connection.abort(code, f"update refused: {exc.limit}")
+            return False
+        except (protocol.ProtocolError, InvalidUpdate) as exc:
+            log.info("%r: bad frame (%s), closing", connection, exc)
+            connection.abort(closecodes.INVALID_PAYLOAD)
+            return False
+        except NoteFull as exc:
+            log.warning("%r: %s, closing", connection, exc)
+            connection.abort(closecodes.TOO_BIG, "note size limit reached")
+            return False
+        return True
+
+    def heard(frame: bytes) -> None:
+        # Called by the socket's protocol as each frame is parsed, outside this task: the
+        # task's context (its log fields) is entered for it, and a bug closes this socket
+        # with 1011 rather than escaping into the event loop.
+        try:
+            context.run(handle, frame)
+        except Exception:
+            log.exception("%r: frame handling failed, closing", connection)
+            connection.abort(closecodes.INTERNAL)
+
+    context = contextvars.copy_context()
+    # Under coscribe's server, frames go to heard() as they are parsed: no queue and no task
+    # switch per frame, and this task only waits for a text frame or the end of the socket.
+    output.listen(heard)
     handled = 0
     try:
         while connection.close_code is None:
@@ -168,30 +213,7 @@ async def _session(
                 log.info("%r: text frame, closing", connection)
                 connection.abort(closecodes.UNSUPPORTED_DATA)
                 break
-            try:
-                decoded = protocol.decode(frame)
-                traffic.received(type(decoded).__name__, len(frame))
-                # Every message counts, not only those that cost the room work: a step 1 is
-                # answered with the whole document, and a flood of ignored messages (unknown
-                # types) still holds the event loop and this socket's reader.
-                if not rate.take():
-                    log.warning("%r: over %d messages/s, closing", connection, rate.rate)
-                    connection.abort(closecodes.POLICY, "too many messages per second")
-                    break
-                room.receive(connection, decoded)
-            except UpdateRefused as exc:
-                # Refused before pycrdt read it: nothing applied, stored or broadcast.
-                code = closecodes.TOO_BIG if exc.too_big else closecodes.INVALID_PAYLOAD
-                log.warning("%r: update refused (%s: %s), closing", connection, exc.limit, exc)
-                connection.abort(code, f"update refused: {exc.limit}")
-                break
-            except (protocol.ProtocolError, InvalidUpdate) as exc:
-                log.info("%r: bad frame (%s), closing", connection, exc)
-                connection.abort(closecodes.INVALID_PAYLOAD)
-                break
-            except NoteFull as exc:
-                log.warning("%r: %s, closing", connection, exc)
-                connection.abort(closecodes.TOO_BIG, "note size limit reached")
+            if not handle(frame):
                 break
             # receive() returns at once while frames are buffered: yield every few frames so
             # other sockets are served during one client's burst, not after all of them. Not

@@ -9,7 +9,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from persistence import tokens
+from server import indexer
 from server.app import create_app
+from server.services import services
 from server.settings import Settings
 from tests.rest.conftest import assert_problem
 
@@ -62,6 +64,23 @@ def test_search_follows_edits_renames_and_deletes(world):
     wait_found(client, "zurich", set())
     client.post("/api/notes/n1/undelete")
     wait_found(client, "zurich", {"n1"})
+
+
+def test_notes_due_together_are_indexed_a_batch_at_a_time(world, monkeypatch):
+    client, _ = world
+    monkeypatch.setattr(indexer, "BATCH", 2)
+    running = services(client.app).indexer
+    # Long enough for all five notes to fall due within one ride-along window (delay / 4).
+    running.delay_s = running.max_delay_s = 1.0
+    stats = running.stats
+    before = stats.batches
+    ids = {f"b{i}" for i in range(5)}
+    for note_id in sorted(ids):
+        body = {"workspace_id": "alpha", "id": note_id, "text": f"batched {note_id}"}
+        assert client.post("/api/notes", json=body).status_code == 201
+    wait_found(client, "batched", ids)
+    # Five notes due together, at most two a transaction: three batches (one without BATCH).
+    assert stats.batches - before == 3, stats
 
 
 def test_a_token_finds_only_its_workspace(world):

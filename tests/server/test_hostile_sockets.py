@@ -375,6 +375,12 @@ def attacker_updates(count: int, word: Callable[[int], str]) -> tuple[list[bytes
     return messages, words
 
 
+def note_content(server: LiveServer) -> str:
+    """The note's text as its live room has it now ("" before it exists)."""
+    response = httpx.get(f"{server.url}/api/notes/{NOTE}/content", headers={"Accept": "text/plain"})
+    return response.text if response.status_code == 200 else ""
+
+
 async def stored_text(live: Callable[..., LiveServer], server: LiveServer) -> str:
     """The note's text as stored: the server stopped (flushing), a new one reads it."""
     server.stop()
@@ -422,6 +428,41 @@ async def test_a_half_closed_socket_is_closed_and_what_it_sent_is_kept(live, upd
         close_code=code,
         latency=summary,
     )
+
+
+async def test_frames_sent_before_the_socket_joined_its_room_come_first_in_order(live):
+    """The server reads frames before the socket is admitted to its room (the token and the
+    note are looked up first): those wait, and go to the room before any frame read after
+    it joined. 300 updates (several parse slices and turns) right after the handshake."""
+    server = live()
+    messages, words = attacker_updates(300, lambda i: f"<early {i}>")
+    attacker = RawSocket(server.port, NOTE)
+    attacker.send_raw(b"".join(attacker.frame(m) for m in messages))
+    expected = "".join(words)
+
+    deadline = time.monotonic() + 20
+    while (text := note_content(server)) != expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    # Out of order, an update would follow one the room does not have yet: refused (1007).
+    assert text == expected, (len(text), len(expected))
+    assert attacker.close_code is None
+    attacker.close()
+    assert await stored_text(live, server) == expected
+
+
+async def test_an_update_after_a_text_frame_is_not_applied(live):
+    """A text frame closes the socket (1003): an update right behind it, in the same read,
+    must wait behind it rather than reach the room first."""
+    server = live()
+    messages, words = attacker_updates(2, lambda i: f"<after text {i}>")
+    attacker = RawSocket(server.port, NOTE)
+    attacker.send_raw(attacker.frame(messages[0]))
+    await eventually(lambda: note_content(server) == words[0])  # the socket is in its room
+    attacker.send_raw(attacker.frame(b"hello", Opcode.TEXT) + attacker.frame(messages[1]))
+    code = await in_thread(lambda: attacker.read_to_end(10))
+    attacker.close()
+    assert code == closecodes.UNSUPPORTED_DATA
+    assert await stored_text(live, server) == words[0]
 
 
 # --- 3: a burst of 10,000 frames from one client -----------------------------------------
