@@ -188,9 +188,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
                 held = b""  # a protocol error closed it: the rest is not read
                 break
             if self._heard >= FRAMES_PER_TURN:
-                if not self._later:
-                    self._later = True
-                    self.loop.call_soon(self._feed_later)
+                self._feed_next_turn()
                 break
             start = self._held_at
             self._held_at = start + INBOUND_SLICE
@@ -202,6 +200,11 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             # listener had its share of this turn.
             self.read_paused = True
             self.transport.pause_reading()
+
+    def _feed_next_turn(self) -> None:
+        if not self._later:
+            self._later = True
+            self.loop.call_soon(self._feed_later)
 
     def _feed_later(self) -> None:
         self._later = False
@@ -250,11 +253,10 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             if self._listener is None:
                 self._feed()
                 self._resume_when_taken()
-            elif not self._later:
+            else:
                 # Not now: the listener would hear the next frames before the app has
                 # handled this one. The app handles it before it awaits again.
-                self._later = True
-                self.loop.call_soon(self._feed_later)
+                self._feed_next_turn()
         return message
 
     def connection_lost(self, exc: Exception | None) -> None:
