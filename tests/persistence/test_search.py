@@ -3,9 +3,13 @@ same hits, whatever the language, punctuation or operators in the query."""
 
 from __future__ import annotations
 
+import re
+
 import pycrdt
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crdt import document
 from persistence import compaction, notes, search, update_log
@@ -96,6 +100,37 @@ def test_operators_and_quotes_are_plain_words(indexed, query):
 @pytest.mark.parametrize(
     "query", ["", "   ", '""', "!!! ... ---", "x" * 1001, " ".join(["a"] * 40)]
 )
+def _words_one_by_one(folded: str) -> list[str]:
+    """What a word is, read character by character: a run of letters and digits (what the
+    regex engine calls word characters, less the underscore), each CJK character alone."""
+    cjk = re.compile(f"[{search._CJK}]")
+    found, word = [], ""
+    for char in folded:
+        if cjk.fullmatch(char):
+            found += [word, char] if word else [char]
+            word = ""
+        elif char.isalnum():
+            word += char
+        elif word:
+            found.append(word)
+            word = ""
+    return [*found, word] if word else found
+
+
+_MIXED = st.text(
+    st.one_of(
+        st.characters(max_codepoint=127),
+        st.sampled_from("éÉßŒœﬁ²½ _-\u2013\u2014\u0301\u3000。、東京タワーは서울Москва𠀀"),
+        st.characters(),
+    )
+)
+
+
+@given(_MIXED)
+def test_words_are_runs_of_letters_and_digits_and_single_cjk_characters(text):
+    assert search.words(text) == _words_one_by_one(search.fold(text))
+
+
 def test_bad_queries_are_refused_before_any_sql(query):
     with pytest.raises(InvalidError):
         search.parse_query(query)
