@@ -18,7 +18,7 @@ import pycrdt
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from . import validation
-from .lib0 import MAX_CLOCK, Reader, write_var_uint
+from .lib0 import Reader, write_var_uint
 from .validation import (
     DEFAULT_LIMITS,
     DepthTracker,
@@ -188,20 +188,10 @@ def encode_state_vector(vector: dict[int, int]) -> bytes:
 
 def decode_state_vector(data: bytes) -> dict[int, int]:
     """``{client id: clock}`` from an encoded state vector."""
-    reader = Reader(data, _Malformed)
     try:
-        vector = {}
-        count = reader.var_uint()
-        if count > reader.remaining // 2:  # every entry takes at least two bytes
-            raise _Malformed("more entries announced than bytes left")
-        for _ in range(count):
-            client = reader.var_uint()
-            vector[client] = clock = reader.var_uint()
-            if clock > MAX_CLOCK:
-                raise _Malformed(f"clock {clock} of client {client} is past 32 bits")
+        return Reader(data, _Malformed).state_vector()
     except _Malformed as exc:
         raise InvalidStateVector(f"invalid state vector: {exc}") from None
-    return vector
 
 
 def merge(

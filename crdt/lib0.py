@@ -85,6 +85,19 @@ class Reader:
         except UnicodeDecodeError:
             raise self.error("string is not valid UTF-8") from None
 
+    def state_vector(self) -> dict[int, int]:
+        """An encoded state vector: client id -> clock, every clock within 32 bits."""
+        count = self.var_uint()
+        if count > self.remaining // 2:  # every entry takes at least two bytes
+            raise self.error("state vector announces more entries than it holds")
+        vector = {}
+        for _ in range(count):
+            client = self.var_uint()
+            vector[client] = clock = self.var_uint()
+            if clock > MAX_CLOCK:  # yrs keeps clocks in 32 bits: it must never read a larger one
+                raise self.error(f"state vector clock {clock} of client {client} is past 32 bits")
+        return vector
+
     def skip_any(self) -> None:
         """Skip one lib0 "any" value: a type tag, then the value."""
         tag = self.byte()

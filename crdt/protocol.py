@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .lib0 import MAX_CLOCK, Reader, write_var_bytes, write_var_string, write_var_uint
+from .lib0 import Reader, write_var_bytes, write_var_string, write_var_uint
 
 
 class ProtocolError(ValueError):
@@ -132,15 +132,7 @@ def _decode_sync(reader: Reader) -> Message:
 def decode_state_vector(data: bytes) -> dict[int, int]:
     """client id -> clock. Raises ProtocolError if malformed."""
     reader = Reader(data, ProtocolError)
-    count = reader.var_uint()
-    if count > reader.remaining // 2:  # every entry takes at least two bytes
-        raise ProtocolError("state vector announces more entries than it holds")
-    vector = {}
-    for _ in range(count):
-        client = reader.var_uint()
-        vector[client] = clock = reader.var_uint()
-        if clock > MAX_CLOCK:  # yrs keeps clocks in 32 bits: it must never read a larger one
-            raise ProtocolError(f"state vector clock {clock} is past 32 bits")
+    vector = reader.state_vector()
     reader.done()
     return vector
 
