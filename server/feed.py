@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +32,6 @@ log = logging.getLogger("coscribe.feed")
 
 READ_BATCH = 500
 STREAM_BUFFER = 1000
-LISTEN_TIMEOUT_S = 1.0  # how soon a LISTENing thread notices it should stop
 RETRY_MS = 2000  # what an EventSource waits before reconnecting after the stream ends
 
 
@@ -66,6 +64,7 @@ class Feed:
         self._wake = asyncio.Event()
         self._head_known = False  # head is read from the table once, at start
         self._failures = Failures(log, "reading the change feed")
+        self._listen_failing = False  # said once when LISTEN fails, once when it works again
 
     def wake(self) -> None:
         """Events were just written by this process: read them now."""
@@ -77,53 +76,39 @@ class Feed:
         once, polling carries on, and it says so again once it listens again."""
         import psycopg  # only with PostgreSQL (a SQLite server never loads it)
 
-        loop = asyncio.get_running_loop()
-        stop = threading.Event()
-        failing = False
+        while True:
+            try:
+                await self._listen()
+            except psycopg.Error as exc:
+                if not self._listen_failing:
+                    self._listen_failing = True
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    log.warning(
+                        "listening for other instances' events failed (%s); polling every "
+                        "%gs until it works again",
+                        first[:300],
+                        self.poll_s,
+                    )
+                await asyncio.sleep(self.poll_s)
 
-        def listening() -> None:
-            nonlocal failing
-            if failing:
-                failing = False
-                log.warning("listening for other instances' events works again")
-
-        try:
-            while True:
-                try:
-                    await asyncio.to_thread(self._listen, loop, stop, listening)
-                except psycopg.Error as exc:
-                    if not failing:
-                        failing = True
-                        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                        log.warning(
-                            "listening for other instances' events failed (%s); polling every "
-                            "%gs until it works again",
-                            first[:300],
-                            self.poll_s,
-                        )
-                    await asyncio.sleep(self.poll_s)
-        finally:
-            stop.set()  # the thread ends within LISTEN_TIMEOUT_S
-
-    def _listen(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        stop: threading.Event,
-        listening: Callable[[], None],
-    ) -> None:
-        """On a thread: one connection of its own, outside the pool, LISTENing."""
+    async def _listen(self) -> None:
+        """One connection of its own, outside the pool, LISTENing on the event loop: being
+        cancelled (shutdown) ends it at once, where a thread would wait out a timeout."""
         import psycopg
 
         engine = self.db.engine
         args, kwargs = engine.dialect.create_connect_args(engine.url)
-        with psycopg.connect(*args, **{**kwargs, "autocommit": True}) as conn:
-            conn.execute(f"LISTEN {events.NOTIFY_CHANNEL}")
-            loop.call_soon_threadsafe(listening)
+        async with await psycopg.AsyncConnection.connect(
+            *args, **{**kwargs, "autocommit": True}
+        ) as conn:
+            await conn.execute(f"LISTEN {events.NOTIFY_CHANNEL}")
+            if self._listen_failing:
+                self._listen_failing = False
+                log.warning("listening for other instances' events works again")
             # Events may have come while nobody listened: read the table now.
-            loop.call_soon_threadsafe(self._wake.set)
-            while not stop.is_set():
-                if any(True for _ in conn.notifies(timeout=LISTEN_TIMEOUT_S)):
-                    loop.call_soon_threadsafe(self._wake.set)
+            self._wake.set()
+            async for _ in conn.notifies():
+                self._wake.set()
 
     async def run(self) -> None:
         while True:

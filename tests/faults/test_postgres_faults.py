@@ -29,6 +29,10 @@ async def test_postgres_stopped_then_started_while_clients_type(private_postgres
         )
         await run.finish()
     run.assert_no_problems()
+    # The change feed's own LISTEN connection: one line as it breaks, one as it listens again.
+    for line in ("events failed", "events works again"):
+        found = [x for x in run.log.splitlines() if f"listening for other instances' {line}" in x]
+        assert len(found) == 1, (line, found)
 
 
 async def test_postgres_restarted_while_clients_type(private_postgres, tmp_path):
