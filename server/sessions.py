@@ -47,7 +47,9 @@ class SessionWatch:
             # editors should hear that their access ended (4401), not only the note (4404).
             for connection in list(room.connections):
                 token_id = connection.principal.token_id
-                if token_id is not None and token_id not in active:
+                # Only tokens that were looked up are judged: a connection that joined while
+                # the lookup ran was admitted with a valid token and waits for the next round.
+                if token_id in token_ids and token_id not in active:
                     log.info("%r: token %s no longer valid, closing", connection, token_id)
                     connection.abort(closecodes.UNAUTHORIZED, "token revoked or expired")
                     room.leave(connection)

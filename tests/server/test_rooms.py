@@ -1,19 +1,24 @@
 """Rooms, the registry and the persister in-process, with in-memory channels for sockets."""
 
+import asyncio
 import logging
+import threading
 
 import pycrdt
 import pytest
 import sqlalchemy as sa
 
 from crdt import protocol
-from persistence import notes, update_log
+from persistence import notes, tokens, update_log
 from persistence.stores import workspaces
+from server import closecodes
+from server.auth import Principal
 from server.connection import Connection
 from server.loops import Background
 from server.output import QueuedOutput
 from server.persister import Persister
 from server.registry import NoteUnavailable, RoomRegistry
+from server.sessions import SessionWatch
 from server.settings import Settings
 from tests.yclient import eventually
 
@@ -21,11 +26,12 @@ from tests.yclient import eventually
 class Channel:
     """What a socket would carry: the frames sent to one client, and its close code."""
 
-    def __init__(self, note_id: str, name: str) -> None:
+    def __init__(self, note_id: str, name: str, principal: Principal | None = None) -> None:
         self.frames: list[bytes] = []
         self.closed_with: int | None = None
+        extra = {} if principal is None else {"principal": principal}
         self.connection = Connection(
-            note_id, name, QueuedOutput(self._send), self._close, max_bytes=1 << 20
+            note_id, name, QueuedOutput(self._send), self._close, max_bytes=1 << 20, **extra
         )
 
     async def _send(self, frame: bytes) -> None:
@@ -207,3 +213,38 @@ async def test_what_is_stored_and_sent_is_what_the_doc_gained(rooms, db):
         replay.apply_update(update_)
     assert str(replay.get("content", type=pycrdt.Text)) == "abcdef"
     assert sum(len(u) for u in sent) < len(first) + len(overlapping)
+
+
+async def test_the_session_watch_judges_only_the_tokens_it_looked_up(rooms, db):
+    # A socket admitted while a round's lookup is on its thread must not be taken for revoked:
+    # its token was not in the lookup, so it is not in the answer either.
+    new_note(db, "n1")
+    with db.begin() as conn:
+        workspaces.ensure_default(conn)
+        doomed = tokens.issue(conn, "editor", workspace="default").row["id"]
+        late = tokens.issue(conn, "editor", workspace="default").row["id"]
+    first = Channel("n1", "first", Principal("editor", "default", doomed))
+    await rooms.join("n1", first.connection)
+    looking, answer = threading.Event(), threading.Event()
+
+    class Slow(SessionWatch):
+        def _lookup(self, token_ids, note_ids):
+            looking.set()
+            answer.wait(5)
+            return super()._lookup(token_ids, note_ids)
+
+    with db.begin() as conn:
+        tokens.revoke(conn, doomed)
+    watch = Slow(db, rooms, 1)
+    check = asyncio.create_task(watch.check())
+    await asyncio.to_thread(looking.wait, 5)
+    second = Channel("n1", "second", Principal("editor", "default", late))
+    await rooms.join("n1", second.connection)
+    answer.set()
+    assert await check == 1
+    await eventually(lambda: first.closed_with == closecodes.UNAUTHORIZED, what="4401")
+    assert second.closed_with is None
+    assert second.connection in rooms.live("n1").connections
+    # The next round looks the late token up, finds it valid and leaves it alone.
+    assert await SessionWatch(db, rooms, 1).check() == 0
+    assert second.closed_with is None
