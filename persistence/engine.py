@@ -60,6 +60,19 @@ class Database:
         self.close()
 
 
+# Bounded waits on a server that went silent (stopped, partitioned): without these a connect or
+# a write blocks its thread until the kernel gives up on TCP (many minutes), and with it the
+# flusher. libpq parameters, also for connections made outside the pool (the feed's LISTEN).
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+
+
 def create_engine(config: DatabaseConfig, *, echo: bool = False) -> Engine:
     """Build the Engine for a PostgreSQL or SQLite-file DatabaseConfig."""
     if config.driver == "postgres":
@@ -70,17 +83,7 @@ def create_engine(config: DatabaseConfig, *, echo: bool = False) -> Engine:
             max_overflow=config.pool_size,
             pool_pre_ping=True,
             pool_recycle=1800,
-            # Bounded waits on a server that went silent (stopped, partitioned): without
-            # these a connect or a write blocks its thread until the kernel gives up on TCP
-            # (many minutes), and with it the flusher. libpq parameters.
-            connect_args={
-                "connect_timeout": 5,
-                "keepalives": 1,
-                "keepalives_idle": 10,
-                "keepalives_interval": 5,
-                "keepalives_count": 3,
-                "tcp_user_timeout": 30_000,
-            },
+            connect_args=POSTGRES_CONNECT_ARGS,
         )
     if config.driver == "sqlite":
         engine = sa.create_engine(

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from persistence import events
-from persistence.engine import Database
+from persistence.engine import POSTGRES_CONNECT_ARGS, Database
 
 from .health import STORAGE_ERRORS
 from .loops import Failures
@@ -98,9 +98,10 @@ class Feed:
 
         engine = self.db.engine
         args, kwargs = engine.dialect.create_connect_args(engine.url)
-        async with await psycopg.AsyncConnection.connect(
-            *args, **{**kwargs, "autocommit": True}
-        ) as conn:
+        # The pool's timeouts and keepalives too: a silent server ends this connection (and
+        # the feed falls back to polling until it listens again) instead of leaving it mute.
+        kwargs = {**POSTGRES_CONNECT_ARGS, **kwargs, "autocommit": True}
+        async with await psycopg.AsyncConnection.connect(*args, **kwargs) as conn:
             await conn.execute(f"LISTEN {events.NOTIFY_CHANNEL}")
             if self._listen_failing:
                 self._listen_failing = False
