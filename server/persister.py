@@ -108,6 +108,7 @@ class Persister:
         self._busy = False  # a batch is being written
         self._wake = asyncio.Event()
         self._urgent = False
+        self._hurry = asyncio.Event()  # ends a window already being waited out (flush())
         self._cycle = asyncio.Condition()
 
     # --- the sink ---------------------------------------------------------------------------
@@ -170,9 +171,10 @@ class Persister:
         while True:
             await self._wake.wait()
             if not self._urgent:
-                await asyncio.sleep(self.window_s)  # let the batch fill up
+                await self._window()
             self._wake.clear()
             self._urgent = False
+            self._hurry.clear()
             batch = [self._logs[n] for n in self._ready if n in self._logs]
             self._ready.clear()
             batch = [entry for entry in batch if entry.pending and not entry.in_flight]
@@ -185,6 +187,14 @@ class Persister:
                         self._failed(entry, "internal error")
             async with self._cycle:
                 self._cycle.notify_all()
+
+    async def _window(self) -> None:
+        """Let the batch fill up for window_s, unless someone waits for it (flush())."""
+        try:
+            async with asyncio.timeout(self.window_s):
+                await self._hurry.wait()
+        except TimeoutError:
+            pass
 
     async def flush(self, note_id: str | None = None, timeout: float | None = None) -> bool:
         """Wait until the note (or every note) has nothing unstored. False on timeout."""
@@ -202,6 +212,7 @@ class Persister:
                     if any(e.note_id in self._ready for e in waiting) or self._busy:
                         self._urgent = True
                         self._wake.set()
+                        self._hurry.set()  # a window already begun ends now
                     await self._cycle.wait()
 
         try:

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import threading
+import time
 
 import pycrdt
 import pytest
@@ -133,6 +134,38 @@ async def test_updates_are_stored_in_group_commits(rooms, db):
     assert rooms.persister.stats.flushes - flushes_before <= 2, "50 updates, one or two batches"
     with db.begin() as conn:
         assert len(update_log.load_note(conn, "batch").updates) == 50
+
+
+async def test_waiting_for_storage_cuts_a_long_window_short(db):
+    # flush() (a room unloading, a restore, shutdown) must not wait out the group commit
+    # window: with a window of 10 s, the update is stored at once and the batch window was
+    # really 10 s for edits nobody waits for.
+    persister = Persister(db, window_s=10, retry_max_s=0.2)
+    registry = RoomRegistry(db, Settings(room_unload_grace_s=0), persister)
+    persister.on_note_gone = registry.note_gone
+    flusher = Background(logging.getLogger("test"))
+    flusher.spawn("persister", persister.run())
+    try:
+        new_note(db, "hurry")
+        channel = Channel("hurry", "editor")
+        room = await registry.join("hurry", channel.connection)
+        room.apply(update("first"))
+        await asyncio.sleep(0.2)  # the flusher is now inside its window
+        assert persister.dirty("hurry"), "stored before the window ended: proves nothing"
+        started = time.monotonic()
+        assert await persister.flush("hurry", timeout=5)
+        assert time.monotonic() - started < 2
+        with db.begin() as conn:
+            assert len(update_log.load_note(conn, "hurry").updates) == 1
+        # Edits nobody waits for still wait for the window.
+        room.apply(update("second"))
+        await asyncio.sleep(0.5)
+        assert persister.dirty("hurry")
+        await registry.shutdown(5)
+    finally:
+        await flusher.stop()
+    with db.begin() as conn:
+        assert len(update_log.load_note(conn, "hurry").updates) == 2
 
 
 async def test_load_failure_stores_nothing_and_serves_nothing(rooms, db):
