@@ -107,8 +107,8 @@ class Persister:
         self._ready: set[str] = set()  # notes with pending updates and no retry scheduled
         self._busy = False  # a batch is being written
         self._wake = asyncio.Event()
-        self._urgent = False
-        self._hurry = asyncio.Event()  # ends a window already being waited out (flush())
+        # Someone waits for storage (flush()): skip the window, or end one already begun.
+        self._hurry = asyncio.Event()
         self._cycle = asyncio.Condition()
 
     # --- the sink ---------------------------------------------------------------------------
@@ -170,10 +170,9 @@ class Persister:
     async def _loop(self) -> None:
         while True:
             await self._wake.wait()
-            if not self._urgent:
+            if not self._hurry.is_set():
                 await self._window()
             self._wake.clear()
-            self._urgent = False
             self._hurry.clear()
             batch = [self._logs[n] for n in self._ready if n in self._logs]
             self._ready.clear()
@@ -210,9 +209,8 @@ class Persister:
                 while waiting := unstored():
                     # Skip the batching window, but never a failing note's backoff.
                     if any(e.note_id in self._ready for e in waiting) or self._busy:
-                        self._urgent = True
                         self._wake.set()
-                        self._hurry.set()  # a window already begun ends now
+                        self._hurry.set()
                     await self._cycle.wait()
 
         try:

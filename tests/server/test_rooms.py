@@ -1,9 +1,11 @@
 """Rooms, the registry and the persister in-process, with in-memory channels for sockets."""
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 
 import pycrdt
 import pytest
@@ -13,7 +15,7 @@ from crdt import protocol
 from persistence import notes, tokens, update_log
 from persistence.stores import workspaces
 from server import closecodes
-from server.auth import Principal
+from server.auth import OPEN, Principal
 from server.connection import Connection
 from server.loops import Background
 from server.output import QueuedOutput
@@ -27,12 +29,16 @@ from tests.yclient import eventually
 class Channel:
     """What a socket would carry: the frames sent to one client, and its close code."""
 
-    def __init__(self, note_id: str, name: str, principal: Principal | None = None) -> None:
+    def __init__(self, note_id: str, name: str, principal: Principal = OPEN) -> None:
         self.frames: list[bytes] = []
         self.closed_with: int | None = None
-        extra = {} if principal is None else {"principal": principal}
         self.connection = Connection(
-            note_id, name, QueuedOutput(self._send), self._close, max_bytes=1 << 20, **extra
+            note_id,
+            name,
+            QueuedOutput(self._send),
+            self._close,
+            max_bytes=1 << 20,
+            principal=principal,
         )
 
     async def _send(self, frame: bytes) -> None:
@@ -45,17 +51,26 @@ class Channel:
         return [protocol.decode(frame) for frame in self.frames]
 
 
-@pytest.fixture
-async def rooms(db):
-    persister = Persister(db, window_s=0.005, retry_max_s=0.2)
+@contextlib.asynccontextmanager
+async def running_rooms(db, window_s: float = 0.005) -> AsyncIterator[RoomRegistry]:
+    """A registry and its running persister; shut down (everything stored) on the way out."""
+    persister = Persister(db, window_s=window_s, retry_max_s=0.2)
     # Rooms unload when their last user leaves (the grace has tests of its own, live).
     registry = RoomRegistry(db, Settings(room_unload_grace_s=0), persister)
     persister.on_note_gone = registry.note_gone
     flusher = Background(logging.getLogger("test"))
     flusher.spawn("persister", persister.run())
-    yield registry
-    await registry.shutdown(5)
-    await flusher.stop()
+    try:
+        yield registry
+        await registry.shutdown(5)
+    finally:
+        await flusher.stop()
+
+
+@pytest.fixture
+async def rooms(db):
+    async with running_rooms(db) as registry:
+        yield registry
 
 
 def new_note(db, note_id: str) -> None:
@@ -140,12 +155,8 @@ async def test_waiting_for_storage_cuts_a_long_window_short(db):
     # flush() (a room unloading, a restore, shutdown) must not wait out the group commit
     # window: with a window of 10 s, the update is stored at once and the batch window was
     # really 10 s for edits nobody waits for.
-    persister = Persister(db, window_s=10, retry_max_s=0.2)
-    registry = RoomRegistry(db, Settings(room_unload_grace_s=0), persister)
-    persister.on_note_gone = registry.note_gone
-    flusher = Background(logging.getLogger("test"))
-    flusher.spawn("persister", persister.run())
-    try:
+    async with running_rooms(db, window_s=10) as registry:
+        persister = registry.persister
         new_note(db, "hurry")
         channel = Channel("hurry", "editor")
         room = await registry.join("hurry", channel.connection)
@@ -161,9 +172,7 @@ async def test_waiting_for_storage_cuts_a_long_window_short(db):
         room.apply(update("second"))
         await asyncio.sleep(0.5)
         assert persister.dirty("hurry")
-        await registry.shutdown(5)
-    finally:
-        await flusher.stop()
+    # Shutting down waited for storage too.
     with db.begin() as conn:
         assert len(update_log.load_note(conn, "hurry").updates) == 2
 
