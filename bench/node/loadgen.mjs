@@ -18,6 +18,7 @@
 //   join    one client seeds a room with --seed (a Yjs v1 update, sent as one update), then
 //           --clients clients join; time-to-synced per client (socket open -> sync step 2
 //           received and applied; its text --text-name must have --expect-length characters).
+//           One unmeasured joiner per worker syncs first (warm-up).
 //   burst   one room, --writers writers + --readers readers; every writer sends --updates
 //           updates as fast as it can (yielding to the event loop every --chunk sends). Time
 //           from the first send until every reader has every update.
@@ -214,8 +215,8 @@ class Client {
       if (this.doc) {
         Y.applyUpdate(this.doc, syncPayload(buf), 'remote')
       } else if (this.role === 'joiner') {
-        // Time-to-synced counts this client's own apply time but not the time it waited for
-        // other clients of the same load generator process to finish theirs: tStep2 + apply.
+        // Time-to-synced is tStep2 + this client's own apply. tStep2 is when this handler
+        // runs: it includes waiting for other joiners of this process to finish theirs.
         const doc = new Y.Doc()
         const payload = syncPayload(buf)
         this.step2Bytes = payload.length
@@ -308,6 +309,7 @@ const runWorker = () => {
           const client = clients.get(id)
           try {
             await client.connect(config.connectTimeoutMs)
+            if (msg.warmup) return
             stats.syncTimes.push((client.tApplied - client.tOpen) / 1000)
             stats.openTimes.push((client.tOpen - client.tStart) / 1000)
             stats.applyTimes.push(client.applyUs / 1000)
@@ -679,9 +681,27 @@ const runJoin = async (opts) => {
   const placement = new Map()
   const clientsByWorker = Array.from({ length: opts.procs }, () => [])
   clients.forEach((c, i) => { placement.set(c.id, i % opts.procs); clientsByWorker[i % opts.procs].push(c) })
+  // One unmeasured joiner per worker goes first: a worker's first sync through a socket
+  // (receiving the big frame, decoding it, applying it into a fresh doc) runs 3-5x slower than
+  // its later ones however much the apply alone was warmed up, and with 100 clients the p99 is
+  // the first wave's two slowest: without this it measured the load generator's JIT, alike
+  // for every server, more than the server.
+  const warmers = clientsByWorker.map((list, wi) => {
+    const c = { id: opts.clients + 1 + wi, url, role: 'joiner' }
+    placement.set(c.id, wi)
+    list.push(c)
+    return c
+  })
   const expectLength = opts.stateless ? null : opts.expectLength
   const workers = await startWorkers(opts.procs, clientsByWorker, { connectTimeoutMs: opts.connectTimeoutMs, textName: opts.textName, expectLength, warmup: opts.seed })
   emit.workers = workers
+  const warmed = await withTimeout(
+    Promise.all(warmers.map((c) => workers[placement.get(c.id)].request({ type: 'connect', wave: -1, ids: [c.id], warmup: true }, 'connected'))),
+    opts.connectTimeoutMs + 5000,
+    'warm-up joiners'
+  )
+  const warmFailed = warmed.flatMap((r) => r.failed)
+  if (warmFailed.length) throw new ScenarioError('failed', `warm-up joiner failed: ${warmFailed[0]}`)
   emit({ event: 'phase', phase: 'run' })
   await sleep(PHASE_PAUSE_MS)
   const cpuBefore = selfCpuUs()
