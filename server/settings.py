@@ -94,8 +94,10 @@ class Settings:
     )
     flush_window_ms: int = setting(
         20,
-        "Group commit window: updates arriving within it are stored in one transaction.",
+        "Group commit window: updates arriving within it are stored in one transaction. A "
+        "kill -9 loses at most this much of the latest edits.",
         minimum=1,
+        maximum=60_000,
     )
     flush_retry_max_ms: int = setting(
         5000,
