@@ -95,7 +95,7 @@ class Settings:
     flush_window_ms: int = setting(
         20,
         "Group commit window: updates arriving within it are stored in one transaction. A "
-        "kill -9 loses at most this much of the latest edits.",
+        "kill -9 can lose this much of the latest edits (of clients that do not reconnect).",
         minimum=1,
         maximum=60_000,
     )
