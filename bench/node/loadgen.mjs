@@ -309,7 +309,7 @@ const runWorker = () => {
           const client = clients.get(id)
           try {
             await client.connect(config.connectTimeoutMs)
-            if (msg.warmup) return
+            if (msg.unmeasured) return
             stats.syncTimes.push((client.tApplied - client.tOpen) / 1000)
             stats.openTimes.push((client.tOpen - client.tStart) / 1000)
             stats.applyTimes.push(client.applyUs / 1000)
@@ -428,7 +428,7 @@ const connectInWaves = async (workers, placement, ids, opts) => {
       byWorker.get(wi).push(id)
     }
     const replies = await withTimeout(
-      Promise.all([...byWorker].map(([wi, list]) => workers[wi].request({ type: 'connect', wave: w, ids: list, measure: opts.measureConnect }, 'connected'))),
+      Promise.all([...byWorker].map(([wi, list]) => workers[wi].request({ type: 'connect', wave: w, ids: list, measure: opts.measureConnect, unmeasured: opts.unmeasured }, 'connected'))),
       opts.connectTimeoutMs + 5000,
       `connect wave ${w + 1}/${waves.length}`
     )
@@ -695,13 +695,7 @@ const runJoin = async (opts) => {
   const expectLength = opts.stateless ? null : opts.expectLength
   const workers = await startWorkers(opts.procs, clientsByWorker, { connectTimeoutMs: opts.connectTimeoutMs, textName: opts.textName, expectLength, warmup: opts.seed })
   emit.workers = workers
-  const warmed = await withTimeout(
-    Promise.all(warmers.map((c) => workers[placement.get(c.id)].request({ type: 'connect', wave: -1, ids: [c.id], warmup: true }, 'connected'))),
-    opts.connectTimeoutMs + 5000,
-    'warm-up joiners'
-  )
-  const warmFailed = warmed.flatMap((r) => r.failed)
-  if (warmFailed.length) throw new ScenarioError('failed', `warm-up joiner failed: ${warmFailed[0]}`)
+  await connectInWaves(workers, placement, warmers.map((c) => c.id), { ...opts, waveSize: warmers.length, unmeasured: true })
   emit({ event: 'phase', phase: 'run' })
   await sleep(PHASE_PAUSE_MS)
   const cpuBefore = selfCpuUs()
