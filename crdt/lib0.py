@@ -43,28 +43,36 @@ class Reader:
         self.pos += size
 
     def var_uint(self) -> int:
+        # Every update is read here byte by byte before pycrdt sees it (crdt/validation.py),
+        # and client ids take 5-8 bytes: one straight loop, no range(), no per-byte bounds
+        # check (running off the end raises IndexError once).
         data, pos = self.data, self.pos
-        end = len(data)
-        if pos < end:
+        try:
             byte = data[pos]
-            if byte < 0x80:  # most varUints are one byte: skip the loop
+            if byte < 0x80:
                 self.pos = pos + 1
                 return byte
-        value = 0
-        for shift in range(0, 7 * _MAX_VAR_UINT_BYTES, 7):
-            if pos >= end:
-                self.pos = pos
-                raise self.error("truncated varUint")
-            byte = data[pos]
+            value = byte & 0x7F
+            shift = 7
             pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                self.pos = pos
-                if value > MAX_VAR_UINT:
-                    raise self.error("varUint out of range")
-                return value
+            while True:
+                byte = data[pos]
+                pos += 1
+                if byte < 0x80:
+                    value |= byte << shift
+                    break
+                value |= (byte & 0x7F) << shift
+                shift += 7
+                if shift == 7 * _MAX_VAR_UINT_BYTES:
+                    self.pos = pos
+                    raise self.error("varUint too long")
+        except IndexError:
+            self.pos = len(data)
+            raise self.error("truncated varUint") from None
         self.pos = pos
-        raise self.error("varUint too long")
+        if value > MAX_VAR_UINT:
+            raise self.error("varUint out of range")
+        return value
 
     def skip_var_int(self) -> None:
         for _ in range(_MAX_VAR_UINT_BYTES):

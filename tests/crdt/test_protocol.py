@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crdt import protocol
+from crdt.lib0 import Reader, write_var_uint
 from crdt.protocol import (
     AuthDenied,
     AwarenessEntry,
@@ -144,3 +145,25 @@ def test_deeply_nested_awareness_json_is_rejected_not_crashing():
 def test_unknown_types_decode_as_unknown():
     assert decode(b"\x64anything") == Unknown(100)
     assert decode(protocol.write_var_uint(300)) == Unknown(300)
+
+
+@given(st.integers(min_value=0, max_value=2**53 - 1), st.binary(max_size=3))
+def test_var_uint_reads_what_lib0_writes_and_stops_after_it(value, tail):
+    reader = Reader(write_var_uint(value) + tail, ProtocolError)
+    assert reader.var_uint() == value
+    assert reader.remaining == len(tail)
+
+
+@given(st.binary(min_size=1, max_size=10))
+def test_var_uint_is_total_and_bounded(data):
+    # Anything past 2**53 or longer than 8 bytes is refused, as is data that ends mid-way.
+    reader = Reader(data, ProtocolError)
+    try:
+        value = reader.var_uint()
+    except ProtocolError as exc:
+        end = next((i for i, byte in enumerate(data) if byte < 0x80), None)
+        assert end is None or end >= 8 or "out of range" in str(exc)
+        return
+    assert 0 <= value <= 2**53 - 1
+    # What lib0 writes, or a padded form of it (lib0 reads those too): its last byte is 0.
+    assert write_var_uint(value) == data[: reader.pos] or data[reader.pos - 1] == 0
