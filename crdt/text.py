@@ -16,24 +16,69 @@ from rapidfuzz.distance import Indel
 Edit = tuple[int, int, str]  # position (code points in the old text), delete count, insert
 
 # Matching is rapidfuzz's bit-parallel longest common subsequence: time and memory grow with
-# the product of the two lengths (20k x 20k characters: about 50 ms and 50 MB). Past this many
-# characters in the changed middle, match lines first and characters only inside small changed
-# blocks; past LINE_DIFF_LIMIT lines, the middle is replaced as one edit.
+# the product of the two lengths (20k x 20k characters: about 50 ms and 50 MB), and it holds the
+# GIL throughout, so every room of the process waits for it (the indexer diffs each edited note
+# every couple of seconds; a REST text replace diffs on the event loop). So a large changed
+# middle is cut first, at a stretch of ANCHOR characters found exactly once in each text (the
+# way patience diff matches unique lines), until the pieces are at most PIECE characters: edits
+# scattered through a long note cost a few string searches, not a product of lengths. Where no
+# anchor is found (repetitive text, a rewrite): lines are matched first, then characters inside
+# changed blocks; past CHAR_DIFF_LIMIT characters with no lines to match, or LINE_DIFF_LIMIT
+# lines, the middle is replaced as one edit.
+PIECE = 1_000
+ANCHOR = 32
+# Where in the old middle an anchor is looked for: halves first, so the pieces stay balanced.
+ANCHOR_AT = (0.5, 0.25, 0.75, 0.125, 0.375, 0.625, 0.875)
 CHAR_DIFF_LIMIT = 20_000
 LINE_DIFF_LIMIT = 40_000
 
 
 def diff(old: str, new: str) -> list[Edit]:
     """Edits, in increasing position, that turn ``old`` into ``new``."""
-    start = _common_prefix(old, new)
+    edits: list[Edit] = []
+    _diff(old, new, 0, edits)
+    return edits
+
+
+def _diff(a: str, b: str, base: int, edits: list[Edit], *, lines: bool = True) -> None:
+    """Append the edits turning a into b (a starts at ``base`` in the old text); ``lines``:
+    whether lines may still be matched (not inside a block that line matching left)."""
+    start = _common_prefix(a, b)
     # The common end, outside the common start: the common start of the reversed texts.
-    end = min(_common_prefix(old[::-1], new[::-1]), min(len(old), len(new)) - start)
-    a, b = old[start : len(old) - end], new[start : len(new) - end]
-    if not a and not b:
-        return []
-    if len(a) + len(b) <= CHAR_DIFF_LIMIT:
-        return [(start + i, n, s) for i, n, s in _char_edits(a, b)]
-    return [(start + i, n, s) for i, n, s in _line_edits(a, b)]
+    end = min(_common_prefix(a[::-1], b[::-1]), min(len(a), len(b)) - start)
+    a, b = a[start : len(a) - end], b[start : len(b) - end]
+    base += start
+    if not a or not b:
+        if a or b:
+            edits.append((base, len(a), b))
+        return
+    if len(a) + len(b) > PIECE:
+        anchor = _anchor(a, b)
+        if anchor is not None:
+            i, j = anchor  # a[i : i + ANCHOR] == b[j : j + ANCHOR]: kept, so no edits touch
+            _diff(a[:i], b[:j], base, edits, lines=lines)
+            _diff(a[i + ANCHOR :], b[j + ANCHOR :], base + i + ANCHOR, edits, lines=lines)
+            return
+        if lines and "\n" in a and "\n" in b:
+            _line_edits(a, b, base, edits)
+            return
+        if len(a) + len(b) > CHAR_DIFF_LIMIT:
+            edits.append((base, len(a), b))
+            return
+    edits += [(base + i, n, s) for i, n, s in _char_edits(a, b)]
+
+
+def _anchor(a: str, b: str) -> tuple[int, int] | None:
+    """Where a stretch of a, near its middle, is in b, when it is in each text exactly once."""
+    if len(a) < 2 * ANCHOR or len(b) < ANCHOR:
+        return None
+    for fraction in ANCHOR_AT:
+        i = min(int(len(a) * fraction), len(a) - ANCHOR)
+        key = a[i : i + ANCHOR]
+        j = b.find(key)
+        if j >= 0 and b.find(key, j + 1) < 0 and a.find(key) == i and a.find(key, i + 1) < 0:
+            return i, j
+    return None
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -54,22 +99,17 @@ def _char_edits(a: str, b: str) -> list[Edit]:
     return [(i1, i2 - i1, b[j1:j2]) for i1, i2, j1, j2 in _changed_spans(a, b)]
 
 
-def _line_edits(a: str, b: str) -> list[Edit]:
+def _line_edits(a: str, b: str, base: int, edits: list[Edit]) -> None:
     a_lines, b_lines = a.splitlines(keepends=True), b.splitlines(keepends=True)
     if len(a_lines) + len(b_lines) > LINE_DIFF_LIMIT:
-        return [(0, len(a), b)]
+        edits.append((base, len(a), b))
+        return
     a_offsets = _offsets(a_lines)
     b_offsets = _offsets(b_lines)
-    edits: list[Edit] = []
     for i1, i2, j1, j2 in _changed_spans(a_lines, b_lines):
         old_part = a[a_offsets[i1] : a_offsets[i2]]
         new_part = b[b_offsets[j1] : b_offsets[j2]]
-        base = a_offsets[i1]
-        if len(old_part) + len(new_part) <= CHAR_DIFF_LIMIT:
-            edits += [(base + i, n, s) for i, n, s in _char_edits(old_part, new_part)]
-        else:
-            edits.append((base, len(old_part), new_part))
-    return edits
+        _diff(old_part, new_part, base + a_offsets[i1], edits, lines=False)
 
 
 def _changed_spans(a: Sequence, b: Sequence) -> list[tuple[int, int, int, int]]:

@@ -1,4 +1,5 @@
 import itertools
+import random
 
 import pycrdt
 from hypothesis import given, settings
@@ -94,3 +95,58 @@ def test_past_the_line_limit_the_middle_is_one_edit():
     new = "b\n" * (text.LINE_DIFF_LIMIT // 2 + 10) + "y" * text.CHAR_DIFF_LIMIT
     edits = text.diff(old, new)
     assert edits == [(0, len(old), new)]
+
+
+def _prose(rng: random.Random, size: int, lines: bool) -> str:
+    words, length = [], 0
+    while length < size:
+        word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyzé") for _ in range(rng.randint(1, 9)))
+        words.append(word + ("\n" if lines and rng.random() < 0.1 else ""))
+        length += len(words[-1]) + 1
+    return " ".join(words)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32), st.integers(1, 8), st.booleans())
+def test_scattered_edits_of_a_long_note_come_back_as_those_edits(seed, count, lines):
+    rng = random.Random(seed)  # hypothesis's own randoms draw every value through it: slow
+    # Past PIECE characters the middle is cut at anchors (crdt/text.py): the diff still applies,
+    # and is no larger than the edits made (an edit may come back as two of the same cost: a
+    # deleted "e a" of "the apple" can as well be two deletions).
+    old = _prose(rng, rng.randint(text.PIECE, 6 * text.CHAR_DIFF_LIMIT // 5), lines)
+    new, cost = old, 0
+    for position in sorted(rng.sample(range(len(old)), count), reverse=True):
+        insert = f"<{rng.randint(0, 10**6)}>" if rng.random() < 0.7 else ""
+        cut = rng.randint(0 if insert else 1, 20)
+        cost += len(insert) + len(new[position : position + cut])
+        new = new[:position] + insert + new[position + cut :]
+    edits = text.diff(old, new)
+    assert _apply(old, edits) == new
+    assert all(a[0] + a[1] < b[0] for a, b in itertools.pairwise(edits))
+    assert sum(deleted + len(insert) for _, deleted, insert in edits) <= cost
+
+
+REPETITIVE = st.text(st.sampled_from("ab\n😀"), min_size=1, max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(REPETITIVE, st.integers(200, 2000), st.lists(st.tuples(st.integers(0), TEXTS), max_size=6))
+def test_long_repetitive_texts_without_anchors_still_diff_exactly(unit, times, changes):
+    # No stretch is found once in each text: lines, then characters, are matched instead.
+    old = unit * times
+    new = old
+    for position, insert in changes:
+        at = position % (len(new) + 1)
+        new = new[:at] + insert + new[at + len(insert) :]
+    edits = text.diff(old, new)
+    assert _apply(old, edits) == new
+    assert all(a[0] + a[1] < b[0] for a, b in itertools.pairwise(edits))
+
+
+def test_a_long_line_edited_in_many_places_is_not_rewritten_whole():
+    # 20,000 characters in one line, four insertions: before the anchors, past CHAR_DIFF_LIMIT
+    # with no lines to match, this was one edit replacing 14,000 characters.
+    rng = random.Random(3)
+    old = _prose(rng, 20_000, lines=False)
+    new = old[:2000] + "one" + old[2000:9000] + "two" + old[9000:15000] + "three" + old[15000:]
+    assert text.diff(old, new) == [(2000, 0, "one"), (9000, 0, "two"), (15000, 0, "three")]
