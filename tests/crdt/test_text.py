@@ -113,7 +113,7 @@ def test_scattered_edits_of_a_long_note_come_back_as_those_edits(seed, count, li
     # Past PIECE characters the middle is cut at anchors (crdt/text.py): the diff still applies,
     # and is no larger than the edits made (an edit may come back as two of the same cost: a
     # deleted "e a" of "the apple" can as well be two deletions).
-    old = _prose(rng, rng.randint(text.PIECE, 6 * text.CHAR_DIFF_LIMIT // 5), lines)
+    old = _prose(rng, rng.randint(text.PIECE, 24_000), lines)
     new, cost = old, 0
     for position in sorted(rng.sample(range(len(old)), count), reverse=True):
         insert = f"<{rng.randint(0, 10**6)}>" if rng.random() < 0.7 else ""
@@ -144,8 +144,8 @@ def test_long_repetitive_texts_without_anchors_still_diff_exactly(unit, times, c
 
 
 def test_a_long_line_edited_in_many_places_is_not_rewritten_whole():
-    # 20,000 characters in one line, four insertions: before the anchors, past CHAR_DIFF_LIMIT
-    # with no lines to match, this was one edit replacing 14,000 characters.
+    # 20,000 characters in one line, four insertions: before the anchors, past the character
+    # limit with no lines to match, this was one edit replacing 14,000 characters.
     rng = random.Random(3)
     old = _prose(rng, 20_000, lines=False)
     new = old[:2000] + "one" + old[2000:9000] + "two" + old[9000:15000] + "three" + old[15000:]
