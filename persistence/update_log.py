@@ -232,8 +232,11 @@ def _make_append_sql(dialect: sa.Dialect) -> _AppendSql:
     columns = ["note_id", "seq", "update", "created_at"]
     compiled = sa.insert(note_updates).compile(dialect=dialect, column_keys=columns)
     # The same conversion SQLAlchemy applies to a bound datetime (UtcDateTime, then the
-    # dialect's own: SQLite stores text), done once per batch.
-    convert = note_updates.c.created_at.type.bind_processor(dialect) or (lambda value: value)
+    # dialect's own: SQLite stores text), done once per batch. The dialect's type, not the
+    # column's: that one leaves SQLite a datetime for the sqlite3 module's default adapter,
+    # which is deprecated and writes another text when the microseconds are 0.
+    created_at = note_updates.c.created_at.type.dialect_impl(dialect)
+    convert = created_at.bind_processor(dialect) or (lambda value: value)
     if dialect.name == "postgresql" and dialect.paramstyle == "pyformat":
         return _AppendSql(
             allocate=(

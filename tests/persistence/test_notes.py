@@ -232,6 +232,29 @@ def test_updated_at_follows_appends(db, note_id):
         assert notes.get_note(conn, note_id)["updated_at"] == later
 
 
+def test_appends_store_times_as_sqlalchemy_does(db, note_id):
+    # The append's driver SQL binds its time through the column type's dialect processor, so
+    # its rows hold what SQLAlchemy writes for the same time (on SQLite: text with
+    # microseconds, not the sqlite3 module's default adapter, deprecated since Python 3.12).
+    on_the_second = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
+    with db.begin() as conn:
+        update_log.append_update(conn, note_id, Writer().type("x"), now=on_the_second)
+        conn.execute(
+            sa.update(workspaces).where(workspaces.c.id == "ws").values(updated_at=on_the_second)
+        )
+        stored = conn.execute(
+            sa.select(sa.cast(note_updates.c.created_at, sa.String)).where(
+                note_updates.c.note_id == note_id
+            )
+        ).scalar_one()
+        written = conn.execute(
+            sa.select(sa.cast(workspaces.c.updated_at, sa.String)).where(workspaces.c.id == "ws")
+        ).scalar_one()
+        assert stored == written
+        row = conn.execute(sa.select(note_updates.c.created_at)).scalar_one()
+        assert row == on_the_second
+
+
 def test_load_refuses_corrupt_stored_bytes(db, note_id):
     writer = Writer()
     with db.begin() as conn:
