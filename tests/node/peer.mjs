@@ -20,6 +20,7 @@
 //                                              clientId, lastClose: {code, reason, local}|null}
 //   waitSynced {timeout?} / waitStatus {connected, timeout?} -> status
 //   insertText {name?, index, text, attributes?} / deleteText {name?, index, length} -> {text}
+//                                            (insertText index 'end': after what the peer has)
 //   getText {name?} -> {text};  waitText {name?, text, timeout?} -> {text}
 //   setMap {name, key, value} / deleteMap {name, key} / getMap {name} -> {value: map.toJSON()}
 //   waitMap {name, value, timeout?}        -> {value}   (deep equality, key order ignored)
@@ -218,7 +219,8 @@ const commands = {
 
   insertText (args) {
     const text = doc.getText(args.name ?? 'content')
-    text.insert(need(args, 'index'), need(args, 'text'), args.attributes ?? undefined)
+    const index = need(args, 'index')
+    text.insert(index === 'end' ? text.length : index, need(args, 'text'), args.attributes ?? undefined)
     return { text: text.toString() }
   },
 
