@@ -10,8 +10,10 @@ pool, so an idle server holds none.
 
 Jobs run in the order they were submitted. An exception in a job rolls its transaction back,
 reaches its caller, and returns the connection to the pool (a broken one is discarded there),
-so the next job starts on a fresh one; the thread goes on. ``stop`` runs every job submitted
-before it, then ends the thread.
+so the next job starts on a fresh one; the thread goes on. A job whose kept connection turns
+out dead before its commit (the database restarted while the writer kept it) runs once more on
+a fresh connection instead: nothing of it committed, and failing it would report an outage
+that is already over. ``stop`` runs every job submitted before it, then ends the thread.
 
 This module knows no asyncio beyond handing results back; it is usable from any loop.
 """
@@ -41,12 +43,19 @@ class WriterStopped(RuntimeError):
     """The writer was stopped: it takes no more jobs."""
 
 
+class _KeptConnectionDied(Exception):
+    def __init__(self, conn: sa.Connection) -> None:
+        super().__init__("the kept connection was dropped by the database")
+        self.conn = conn
+
+
 @dataclass
 class WriterStats:
     jobs: int = 0
     errors: int = 0  # jobs that raised
     checkouts: int = 0  # connections taken from the pool
     releases: int = 0  # connections given back
+    retries: int = 0  # jobs run again because the kept connection had died
 
 
 @dataclass
@@ -151,21 +160,49 @@ class Writer:
     def _do(self, job: _Job, conn: sa.Connection | None) -> sa.Connection | None:
         self.stats.jobs += 1
         try:
+            try:
+                conn, result = self._transaction(job, conn)
+            except _KeptConnectionDied as died:
+                # The connection was kept from an earlier job and the database dropped it
+                # meanwhile (a restart): the pool's ping only checks connections it hands out.
+                # The job's transaction did not commit: run it once more, on a fresh one.
+                self.stats.retries += 1
+                self._release(died.conn)
+                conn, result = self._transaction(job, None)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, who logs or handles it
+            self.stats.errors += 1
+            self._settle(job, None, exc)
+            return None
+        self._settle(job, result, None)
+        return conn
+
+    def _transaction(self, job: _Job, conn: sa.Connection | None) -> tuple[sa.Connection, Any]:
+        """Run the job in a transaction on ``conn`` (kept from an earlier job) or a fresh
+        connection. Raises _KeptConnectionDied when a kept one was found dead before the
+        commit; on any other error the connection goes back to the pool (which discards one
+        the driver found broken), so the next job starts on a fresh one."""
+        kept = conn is not None
+        committing = False
+        try:
             if conn is None:
                 conn = self.db.connect()
                 self.stats.checkouts += 1
                 self._holding = True
             with conn.begin():
                 result = job.work(conn)
-        except Exception as exc:  # noqa: BLE001 - handed to the caller, who logs or handles it
-            self.stats.errors += 1
-            # A failed connect, statement or commit: start the next job on a fresh
-            # connection (the pool discards one the driver found broken).
+                # A job may catch the driver's error and go on (append writes note by note
+                # then): the connection says whether it died under the job.
+                if kept and conn.invalidated:
+                    raise _KeptConnectionDied(conn)
+                committing = True  # __exit__ commits: past here, an error may follow a commit
+        except _KeptConnectionDied:
+            raise
+        except Exception as exc:
+            if kept and not committing and conn.invalidated:
+                raise _KeptConnectionDied(conn) from exc
             self._release(conn)
-            self._settle(job, None, exc)
-            return None
-        self._settle(job, result, None)
-        return conn
+            raise
+        return conn, result
 
     def _settle(self, job: _Job, result: Any, error: BaseException | None) -> None:
         def settle() -> None:

@@ -132,6 +132,35 @@ async def test_an_error_reaches_its_caller_and_the_thread_goes_on(db: Database):
     assert writer.stats.errors == 3
 
 
+async def test_a_kept_connection_the_database_dropped_costs_no_failed_job(db: Database):
+    # The database restarted while the writer kept its connection between jobs: the next
+    # job finds it dead, and runs again on a fresh one instead of failing (which reported a
+    # storage outage after the database was back, and kept the edits waiting a retry).
+    if db.driver != "postgres":
+        pytest.skip("SQLite connections are not dropped by a server")
+    (note_id,) = make_notes(db, 1)
+    writer = Writer(db, idle_release_s=60)
+    try:
+        backend = await asyncio.wait_for(
+            writer.submit(lambda conn: conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()),
+            TIMEOUT,
+        )
+        with db.begin() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        result = await asyncio.wait_for(writer.submit(append({note_id: [b"after"]})), TIMEOUT)
+        assert result.seqs == {note_id: [1]} and not result.failures
+        # A job that fails on a fresh connection is not run again.
+        with pytest.raises(sa.exc.DBAPIError):
+            await asyncio.wait_for(
+                writer.submit(lambda conn: conn.exec_driver_sql("SELECT no_such_column")),
+                TIMEOUT,
+            )
+    finally:
+        writer.stop(TIMEOUT)
+    assert stored(db, note_id) == [(1, b"after")]
+    assert (writer.stats.retries, writer.stats.errors) == (1, 1)
+
+
 async def test_stop_runs_every_submitted_job_then_ends_the_thread(db: Database):
     (note_id,) = make_notes(db, 1)
     writer = Writer(db)
