@@ -7,11 +7,11 @@ of them when they do not: updates stored meanwhile ride along. A note typed into
 pause costs an index write and a "changed" event every couple of seconds, not one per keystroke
 or per flush: rendering, diffing and re-indexing a whole body is the indexer's cost, and it
 grows with the note, not with the edit. The index lags a finished edit by about the delay.
-Handling a batch of notes: render each one's body (the root Y.Text
-``content``) from its live room, or from storage when its room is gone, then in one
-transaction, off the loop, write the index rows and one "changed" event per note whose body or
-version moved, with the text change as a patch (crdt/text.py's diff against the body indexed
-before, computed on that thread).
+Handling a batch of notes: render each one's body (the root Y.Text ``content``) from its live
+room, or from storage when its room is gone, then in one transaction, off the loop, write the
+index rows and one "changed" event per note whose body or version moved, with the text change
+as a patch (crdt/text.py's diff against the body indexed before, computed on that thread). That
+thread is the indexer's own, below the loop's priority (threads.py): it can wait, sockets can't.
 
 The database is the truth, not this process's memory: at start and every
 ``search_catchup_s`` it also indexes every note whose stored log is ahead of its index entry
@@ -41,6 +41,7 @@ from .health import STORAGE_ERRORS
 from .loops import Failures
 from .registry import RoomRegistry
 from .settings import Settings
+from .threads import LowPriorityThread
 
 log = logging.getLogger("coscribe.indexer")
 
@@ -83,6 +84,8 @@ class Indexer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._failures = Failures(log, "indexing notes")
+        # Loading, diffing and writing: work that can wait, below the loop's priority.
+        self._thread = LowPriorityThread("indexer")
 
     # --- the persister's hook (on the loop, once per stored note) ----------------------------
 
@@ -139,7 +142,7 @@ class Indexer:
         """Index every note whose stored log is ahead of its index entry; how many."""
         total = 0
         while True:
-            stale = await asyncio.to_thread(self._stale)
+            stale = await self._thread.run(self._stale)
             stale = [note_id for note_id in stale if note_id not in self._due]
             if not stale:
                 return total
@@ -165,6 +168,10 @@ class Indexer:
         if ready:
             await self._handle(ready)
 
+    def close(self) -> None:
+        """After the last flush: the indexer's thread ends."""
+        self._thread.close()
+
     def _stale(self) -> list[str]:
         with self.db.read() as conn:
             return search.stale_notes(conn, CATCHUP_BATCH)
@@ -184,7 +191,7 @@ class Indexer:
                 vector = document.state_vector(room.doc)
                 bodies[note_id] = (body, _b64(vector))
         try:
-            written = await asyncio.to_thread(self._write, bodies)
+            written = await self._thread.run(self._write, bodies)
         except STORAGE_ERRORS as exc:
             self.stats.failures += 1
             self._failures.failed(exc)

@@ -190,6 +190,9 @@ class Services:
                 await self.indexer.flush()
         except TimeoutError:
             log.warning("indexing the last edits timed out; the next start catches up")
+        self.indexer.close()
+        self.worker.close()
+        self.webhooks.close()
         await asyncio.to_thread(self.metrics.stop)  # waits out the port's poll interval
         log.info("rooms closed, %s", "every update stored" if stored else "UPDATES NOT STORED")
         return stored

@@ -23,6 +23,7 @@ from persistence.stores import background_tasks, schedules
 from .jobs import HANDLERS, Handler, JobContext, PermanentError, RetryLater
 from .loops import Failures
 from .settings import Settings
+from .threads import LowPriorityThread
 
 log = logging.getLogger("coscribe.worker")
 
@@ -41,6 +42,12 @@ class Worker:
         self.failed = 0
         self._wake = asyncio.Event()
         self._failures = Failures(log, "the worker loop")
+        # Jobs can wait, sockets can't: they run below the loop's priority (threads.py).
+        self._thread = LowPriorityThread("jobs")
+
+    def close(self) -> None:
+        """After run() was cancelled: the jobs' thread ends after the job it runs."""
+        self._thread.close()
 
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll."""
@@ -84,7 +91,7 @@ class Worker:
         handler = self.handlers[job["kind"]]
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(job["id"]))
         try:
-            result = await asyncio.to_thread(handler, self.context, job["payload"])
+            result = await self._thread.run(handler, self.context, job["payload"])
         except PermanentError as exc:
             log.warning("job %s (%s) failed for good: %s", job["id"], job["kind"], exc)
             await asyncio.to_thread(self._fail, job, exc, False)
