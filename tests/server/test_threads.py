@@ -16,6 +16,7 @@ import pytest
 
 from server.threads import BACKGROUND_NICE, MAX_NICE, LowPriorityThread, lower_priority
 from tests.live_server import LiveServer
+from tests.yclient import eventually
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "linux", reason="a nice value per thread is Linux's"
@@ -101,16 +102,12 @@ async def test_a_live_servers_indexer_runs_below_the_loop(tmp_path):
     with LiveServer(env, tmp_path) as server:
         pid = server.process.pid
         base = _nice_values(pid)[pid]
-        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
-            created = await http.post("/api/notes", json={"id": "n", "text": "findable words"})
-            assert created.status_code == 201, created.text
-            for _ in range(100):
-                found = (await http.get("/api/search", params={"q": "findable"})).json()
-                if found["items"]:
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                pytest.fail("the indexer never indexed the note")
+        created = httpx.post(f"{server.url}/api/notes", json={"id": "n", "text": "findable words"})
+        assert created.status_code == 201, created.text
+        await eventually(
+            lambda: httpx.get(f"{server.url}/api/search", params={"q": "findable"}).json()["items"],
+            what="the indexer to index the note",
+        )
         nice = _nice_values(pid)
         assert nice[pid] == base  # the event loop's thread keeps its priority
         lowered = [tid for tid, value in nice.items() if value == _expected(base)]

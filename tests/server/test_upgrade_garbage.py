@@ -19,7 +19,7 @@ from tests.processes import free_port
 SOCKETS = 20
 
 
-async def _echo_app(scope, receive, send):
+async def _accepting_app(scope, receive, send):
     if scope["type"] == "lifespan":
         while (await receive())["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
@@ -39,7 +39,7 @@ def _http_protocols() -> int:
 async def test_an_upgraded_connection_leaves_no_http_protocol_behind():
     port = free_port()
     config = uvicorn.Config(
-        _echo_app,
+        _accepting_app,
         host="127.0.0.1",
         port=port,
         http=GuardedHttpProtocol.configured(10, 16 * 1024),
